@@ -1,0 +1,16 @@
+"""ardiff: autoregression and diffusion, side by side.
+
+The library behind the ardiff book. One concept per module:
+
+- :mod:`ardiff.schedules`: noise schedules (:class:`NoiseSchedule`);
+- :mod:`ardiff.forward`: the forward process (:func:`q_sample`, :func:`q_step`, :func:`q_posterior`);
+- :mod:`ardiff.data`: MNIST, CIFAR-10 and natural photographs, checksum-verified;
+- :mod:`ardiff.profiles`: the ``quick`` / ``full`` run profiles and the lessons' setup call;
+- :mod:`ardiff.plot`, :mod:`ardiff.widgets`: figures and the schedule explorer (imported on demand).
+"""
+from . import data, forward, profiles, schedules
+from .forward import q_posterior, q_sample, q_step
+from .schedules import NoiseSchedule
+
+__version__ = "0.1.0"
+__all__ = ["NoiseSchedule", "q_sample", "q_step", "q_posterior", "data", "forward", "profiles", "schedules"]

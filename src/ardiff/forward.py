@@ -1,0 +1,148 @@
+r"""The forward (noising) process of DDPM, in closed form and one Markov step at a time.
+
+With 0-indexed steps and :math:`x_{-1} := x_0` the clean image (see :mod:`ardiff.schedules`):
+
+- one step (Ho et al. 2020, eq. 2): :math:`q(x_t \mid x_{t-1}) = \mathcal N(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I)`
+- closed form (eq. 4): :math:`q(x_t \mid x_0) = \mathcal N(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I)`
+- posterior (eq. 6-7): :math:`q(x_{t-1} \mid x_t, x_0) = \mathcal N(\tilde\mu_t,\ \tilde\beta_t I)`
+
+``t`` is a Python int (the same step for the whole batch) or a ``(B,)`` integer tensor (one step per
+sample); coefficients are gathered per sample and broadcast over the remaining dimensions.
+"""
+from __future__ import annotations
+
+import torch
+
+from .schedules import NoiseSchedule
+
+__all__ = ["q_sample", "q_step", "q_posterior"]
+
+
+def _check_schedule(schedule) -> None:
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+
+
+def _check_x(name: str, x) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim < 1:
+        raise ValueError(f"{name} must have a batch dimension, shape (B, ...); got a 0-d tensor")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def _timesteps(t, batch: int, T: int, device) -> torch.Tensor:
+    """Validate ``t`` and return it as a (B,) long tensor on ``device``."""
+    if isinstance(t, bool):
+        raise TypeError("t must be an int or a (B,) integer tensor, got a bool")
+    if isinstance(t, int):
+        if not 0 <= t <= T - 1:
+            raise ValueError(f"t must be in [0, T-1] = [0, {T - 1}], got {t}")
+        return torch.full((batch,), t, dtype=torch.long, device=device)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be an int or a (B,) integer tensor, got {type(t).__name__}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"t must hold integers, got dtype {t.dtype}")
+    if t.ndim == 0:
+        t = t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"t must have shape (B,) = ({batch},) to match the batch, got {tuple(t.shape)}")
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) > T - 1):
+        raise ValueError(f"t must be in [0, T-1] = [0, {T - 1}], got values in [{int(t.min())}, {int(t.max())}]")
+    return t.to(device=device, dtype=torch.long)
+
+
+def _gather(coef: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """coef[t] reshaped to (B, 1, 1, ...) so that it broadcasts against ``like``."""
+    out = coef.to(like.device)[t].to(like.dtype)  # (B,)
+    return out.view(-1, *([1] * (like.ndim - 1)))  # (B, 1, ..., 1)
+
+
+def _noise_like(x: torch.Tensor, noise, generator) -> torch.Tensor:
+    if noise is None:
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if not isinstance(noise, torch.Tensor):
+        raise TypeError(f"noise must be a torch.Tensor or None, got {type(noise).__name__}")
+    if noise.shape != x.shape:
+        raise ValueError(f"noise must have the shape of the input, {tuple(x.shape)}; got {tuple(noise.shape)}")
+    return noise.to(x.device, x.dtype)
+
+
+def q_sample(x0: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Draw :math:`x_t \sim q(x_t \mid x_0)` in one shot (Ho et al. 2020, eq. 4).
+
+    :math:`x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1-\bar\alpha_t}\, \varepsilon,\quad \varepsilon \sim \mathcal N(0, I)`
+
+    Args:
+        x0: clean images, (B, ...), float.
+        t: int in [0, T-1], or a (B,) integer tensor.
+        schedule: the noise schedule.
+        noise: optional ε of the same shape as ``x0``; drawn with ``generator`` when None.
+        generator: optional ``torch.Generator`` for reproducible noise.
+    Returns:
+        x_t, same shape and dtype as ``x0``.
+    """
+    _check_schedule(schedule)
+    _check_x("x0", x0)
+    t = _timesteps(t, x0.shape[0], schedule.T, x0.device)
+    eps = _noise_like(x0, noise, generator)
+    abar = _gather(schedule.alphas_cumprod, t, x0)  # \bar\alpha_t, (B, 1, ...)
+    # x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon
+    return abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
+
+
+def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Take one Markov step :math:`x_t \sim q(x_t \mid x_{t-1})` (Ho et al. 2020, eq. 2).
+
+    :math:`x_t = \sqrt{1-\beta_t}\, x_{t-1} + \sqrt{\beta_t}\, \varepsilon`
+
+    Starting from ``x_prev = x0`` and calling ``q_step`` for t = 0, 1, ..., k gives a sample of
+    :math:`x_k` with the same distribution as ``q_sample(x0, k)`` (lesson 01 measures this).
+
+    Args:
+        x_prev: :math:`x_{t-1}` (:math:`x_0` itself when t = 0), (B, ...), float.
+        t: int in [0, T-1], or a (B,) integer tensor.
+        schedule, noise, generator: as in :func:`q_sample`.
+    Returns:
+        x_t, same shape and dtype as ``x_prev``.
+    """
+    _check_schedule(schedule)
+    _check_x("x_prev", x_prev)
+    t = _timesteps(t, x_prev.shape[0], schedule.T, x_prev.device)
+    eps = _noise_like(x_prev, noise, generator)
+    beta = _gather(schedule.betas, t, x_prev)  # \beta_t, (B, 1, ...)
+    # x_t = \sqrt{1 - \beta_t} x_{t-1} + \sqrt{\beta_t} \epsilon
+    return (1.0 - beta).sqrt() * x_prev + beta.sqrt() * eps
+
+
+def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule: NoiseSchedule
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Mean and variance of :math:`q(x_{t-1} \mid x_t, x_0)` (Ho et al. 2020, eq. 6-7).
+
+    :math:`\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t} x_0
+    + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t} x_t`,
+    :math:`\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t`
+    (the 'fixed_small' variance). At t = 0 the target :math:`x_{-1}` is :math:`x_0` itself:
+    the mean is ``x0`` and the variance 0.
+
+    Args:
+        x0: clean images, (B, ...).
+        x_t: noisy images at step t, same shape as ``x0``.
+        t: int in [0, T-1], or a (B,) integer tensor.
+    Returns:
+        ``(mean, variance)``: mean has the shape of ``x0``; variance is (B, 1, ..., 1), broadcastable.
+    """
+    _check_schedule(schedule)
+    _check_x("x0", x0)
+    _check_x("x_t", x_t)
+    if x_t.shape != x0.shape:
+        raise ValueError(f"x_t must have the shape of x0, {tuple(x0.shape)}; got {tuple(x_t.shape)}")
+    t = _timesteps(t, x0.shape[0], schedule.T, x0.device)
+    coef1 = _gather(schedule.posterior_mean_coef1, t, x0)
+    coef2 = _gather(schedule.posterior_mean_coef2, t, x0)
+    mean = coef1 * x0 + coef2 * x_t.to(x0.dtype)  # \tilde\mu_t(x_t, x_0)
+    variance = _gather(schedule.posterior_variance, t, x0)  # \tilde\beta_t
+    return mean, variance

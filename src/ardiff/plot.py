@@ -1,0 +1,105 @@
+"""Plots shared by the lessons: image grids, noising strips and schedule curves.
+
+Images are NCHW tensors in [-1, 1]; every function draws into a given matplotlib ``Axes`` (or makes
+a figure) and returns the figure, so a lesson can show it or save it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["to_display", "image_grid", "show_images", "noising_strip", "plot_schedules"]
+
+
+def to_display(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W) or (N, H, W, 3) floats in [0, 1], clipped."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"images must be a (N, C, H, W) tensor with C in (1, 3), got {shape}")
+    x = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    return x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile N images into one array of ``ceil(N / nrow)`` rows of ``nrow``, ``pad`` pixels apart."""
+    x = to_display(images)
+    n, h, w = x.shape[:3]
+    ncol = min(nrow, n)
+    nrows = -(-n // ncol)
+    grid = np.ones((nrows * (h + pad) - pad, ncol * (w + pad) - pad) + x.shape[3:], dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = x[i]
+    return grid
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, scale: float = 0.9):
+    """Draw an image grid; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    grid = image_grid(images, nrow)
+    if ax is None:
+        h, w = grid.shape[:2]
+        _, ax = plt.subplots(figsize=(scale * w / 28 * 0.9 + 0.2, scale * h / 28 * 0.9 + 0.4))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def noising_strip(images_by_t: dict, row_labels=None, title: str | None = None):
+    """A grid of images noised at several steps: one column per ``t`` (dict key), one row per image.
+
+    Args:
+        images_by_t: ``{t: (N, C, H, W) tensor}``.
+        row_labels: optional N labels for the rows.
+    """
+    import matplotlib.pyplot as plt
+
+    ts = list(images_by_t)
+    n = images_by_t[ts[0]].shape[0]
+    fig, axes = plt.subplots(n, len(ts), figsize=(1.25 * len(ts), 1.3 * n + 0.3), squeeze=False)
+    for j, t in enumerate(ts):
+        shown = to_display(images_by_t[t])
+        for i in range(n):
+            ax = axes[i, j]
+            ax.imshow(shown[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"t = {t}", fontsize=9)
+            if j == 0 and row_labels is not None:
+                ax.set_ylabel(row_labels[i], fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_schedules(schedules, normalise_t: bool = True, mark_t=None):
+    r"""Curves of :math:`\bar\alpha_t`, :math:`\beta_t` and log-SNR for several schedules, side by side.
+
+    Args:
+        schedules: ``{label: NoiseSchedule}``.
+        normalise_t: plot against t / T so that schedules of different T line up.
+        mark_t: optional fraction (or step, if not normalised) to mark with a vertical line.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for label, s in schedules.items():
+        x = (torch.arange(s.T) + 1) / s.T if normalise_t else torch.arange(s.T)
+        axes[0].plot(x, s.alphas_cumprod, label=label)
+        axes[1].semilogy(x, s.betas, label=label)
+        axes[2].plot(x, s.log_snr, label=label)
+    xlabel = "(t + 1) / T  (fraction of the chain)" if normalise_t else "t"
+    for ax, name in zip(axes, [r"$\bar\alpha_t$ (signal variance kept)", r"$\beta_t$ (noise added per step)",
+                               r"$\log \mathrm{SNR}_t = \log \bar\alpha_t / (1 - \bar\alpha_t)$"]):
+        ax.set_xlabel(xlabel)
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        if mark_t is not None:
+            ax.axvline(mark_t, color="k", lw=0.8, ls="--")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

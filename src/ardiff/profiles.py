@@ -1,0 +1,80 @@
+"""Run profiles: ``quick`` (CPU, tiny: CI and a laptop) and ``full`` (GPU: the results the book shows).
+
+The profile comes from ``$ARDIFF_PROFILE`` ('quick' or 'full'); when unset it is ``full`` if CUDA is
+available, else ``quick``. Each lesson reads the sizes it needs from the :class:`Profile` it gets
+from :func:`setup`, the one call of every lesson's first cell.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "setup"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # lesson 01: forward noising
+    chain_samples: int   # Monte-Carlo chains per timestep when checking q_step against q_sample
+    signal_draws: int    # noisy copies of each of 256 digits when measuring the signal left at step t
+    explorer_size: int   # side of the photograph shown in the schedule explorer
+
+
+PROFILES = {
+    "quick": Profile("quick", chain_samples=2_000, signal_draws=4, explorer_size=96),
+    "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, else ``$ARDIFF_PROFILE``, else 'full' with CUDA and 'quick' without."""
+    if name is None:
+        name = os.environ.get("ARDIFF_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)} (ARDIFF_PROFILE), got {name!r}")
+    return PROFILES[name]
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given, else CUDA, then Apple's MPS, then the CPU."""
+    if name is not None:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _device_words(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return device.type
+
+
+def setup(dataset: str = "mnist", profile: str | None = None, device: str | None = None, seed: int = 0):
+    """The first cell of every lesson: pick the profile and device, seed, and say what runs where.
+
+    Args:
+        dataset: 'mnist', 'cifar10_cat' or 'photos' (named in the printout).
+        profile: 'quick' or 'full'; default from ``$ARDIFF_PROFILE`` or the hardware.
+        device: a torch device string; default CUDA, then MPS, then CPU.
+        seed: seeds ``torch.manual_seed`` so that the lesson reproduces.
+    Returns:
+        ``(profile, device)``.
+    """
+    from .data import describe_source
+
+    prof = get_profile(profile)
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    print(f"profile: {prof.name}  ({', '.join(f'{k}={v}' for k, v in asdict(prof).items() if k != 'name')})")
+    print(f"device:  {_device_words(dev)}, torch {torch.__version__}")
+    print(f"dataset: {describe_source(dataset)}")
+    return prof, dev

@@ -1,0 +1,58 @@
+"""Every lesson executes top to bottom in the quick profile; its own assertions check what it claims."""
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ardiff.cli import execute_notebook, has_outputs, main
+
+from conftest import ROOT, SHARED_DATA
+
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_lessons():
+    assert [p.name for p in LESSONS][:1] == ["01_forward_noising.ipynb"]
+
+
+@pytest.mark.lesson
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_in_quick_profile(path, tmp_path, monkeypatch):
+    if not os.environ.get("ARDIFF_DATA"):
+        if not (SHARED_DATA / "mnist").is_dir():
+            pytest.skip("no local data (set ARDIFF_DATA): tests never download")
+        monkeypatch.setenv("ARDIFF_DATA", str(SHARED_DATA))
+    monkeypatch.setenv("ARDIFF_PROFILE", "quick")
+    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / path.name
+    info = execute_notebook(path, out, timeout=600)
+    assert info["profile"] == "quick"
+    nb = nbformat.read(out, as_version=4)
+    assert has_outputs(nb) and nb.metadata["ardiff"]["profile"] == "quick"
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_stored_outputs_say_where_they_came_from(path):
+    nb = nbformat.read(path, as_version=4)
+    assert has_outputs(nb), f"{path.name} is committed without outputs"
+    meta = nb.metadata.get("ardiff", {})
+    assert meta.get("profile") in ("quick", "full") and meta.get("device"), f"{path.name}: no profile/device recorded"
+
+
+def test_cli_rejects_missing_notebook(capsys):
+    with pytest.raises(SystemExit):
+        main(["run-lessons", "no_such_lesson.ipynb"])
+    assert "notebook not found" in capsys.readouterr().err
+
+
+def test_cli_missing_only_keeps_executed_notebooks(capsys, tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
+    p = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, p)
+    assert main(["run-lessons", "--missing-only", str(p)]) == 0
+    assert "has stored outputs, kept" in capsys.readouterr().out
