@@ -38,6 +38,7 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, store_widget_state=True,
+                            shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     client.execute()
     seconds = time.perf_counter() - start
