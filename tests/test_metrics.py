@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ardiff.metrics import bits_per_dim, fid, frechet_distance, timer
+
+
+def test_frechet_distance_closed_forms():
+    mu, sig = np.zeros(3), np.eye(3)
+    assert frechet_distance(mu, sig, mu, sig) == pytest.approx(0, abs=1e-8)
+    assert frechet_distance(mu, sig, mu + 2, sig) == pytest.approx(12)
+    # 1-d: (m1 - m2)^2 + (s1 - s2)^2
+    assert frechet_distance([1.0], [[4.0]], [0.0], [[9.0]]) == pytest.approx(1 + 1)
+    # commuting diagonals: sum (sqrt a - sqrt b)^2
+    a, b = np.diag([1.0, 4.0]), np.diag([9.0, 16.0])
+    assert frechet_distance(mu[:2], a, mu[:2], b) == pytest.approx((1 - 3) ** 2 + (2 - 4) ** 2)
+
+
+def test_frechet_distance_singular_covariance_is_stable():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(20, 50))  # n < d: singular covariance
+    d = fid(f, f + 0.01)
+    assert np.isfinite(d) and d >= -1e-6
+
+
+def test_fid_grows_with_shift():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(500, 4)), rng.normal(size=(500, 4))
+    assert fid(a, b) < fid(a, b + 1) < fid(a, b + 2)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def test_bits_per_dim():
+    assert bits_per_dim(784 * math.log(2) * 8, 784) == pytest.approx(8)
+    with pytest.raises(ValueError, match="dims must be >= 1"):
+        bits_per_dim(1.0, 0)
+
+
+def test_timer():
+    with timer() as t:
+        sum(range(1000))
+    assert t["seconds"] >= 0
+
+
+def test_fid_mnist_floor_and_noise(shared_data, tmp_path, monkeypatch):
+    """With a briefly trained classifier, real digits score far below noise, and n is enforced."""
+    from ardiff.metrics import FidMnist, mnist_classifier
+
+    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path))
+    clf, info = mnist_classifier(steps=100, batch_size=128, train_limit=5000, verbose=False)
+    assert info["test_accuracy"] > 0.9
+    fm = FidMnist(clf, n=300)
+    noise = torch.randn(300, 1, 28, 28).clamp(-1, 1)
+    assert fm.floor < 0.05 * fm(noise)
+    with pytest.raises(ValueError, match="samples must number n = 300"):
+        fm(noise[:10])
+    clf2, info2 = mnist_classifier(steps=100, batch_size=128, train_limit=5000, verbose=False)
+    assert info2["cached"]

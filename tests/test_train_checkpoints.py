@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from ardiff import NoiseSchedule, ddpm
+from ardiff.checkpoints import checkpoint_path, config_hash, load_or_train
+from ardiff.train import TrainConfig, TrainingDiverged, load_checkpoint, train
+from ardiff.unet import UNet
+
+S = NoiseSchedule.linear(100)
+DATA = torch.randn(64, 1, 8, 8).clamp(-1, 1)
+
+
+def tiny():
+    torch.manual_seed(0)
+    return UNet(image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, groups=4)
+
+
+def diffusion_loss(model, batch, g):
+    return ddpm.loss(model, batch[0], S, generator=g)
+
+
+KW = dict(batch_size=8, lr=1e-3, log_every=2, progress=False, device="cpu")
+
+
+def test_loss_falls_and_history_is_recorded():
+    r = train(tiny(), DATA, diffusion_loss, steps=30, **KW)
+    assert [h[0] for h in r.history] == list(range(2, 31, 2))
+    assert r.history[-1][1] < r.history[0][1]
+    assert r.ema is not None and r.images_per_second > 0
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full = train(tiny(), DATA, diffusion_loss, steps=12, **KW)
+
+    calls = {"n": 0}
+
+    def interrupted(model, batch, g):
+        calls["n"] += 1
+        if calls["n"] == 9:  # after the checkpoint at step 6, before the end
+            raise KeyboardInterrupt
+        return diffusion_loss(model, batch, g)
+
+    path = tmp_path / "ck.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(), DATA, interrupted, steps=12, checkpoint_path=path, checkpoint_every=6, **KW)
+    state = load_checkpoint(path)
+    assert state["step"] == 6 and not state["complete"]
+    resumed = train(tiny(), DATA, diffusion_loss, steps=12, checkpoint_path=path, resume=True, **KW)
+    assert resumed.history == full.history
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(full.ema.parameters(), resumed.ema.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert load_checkpoint(path)["complete"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    def nan_after_5(model, batch, g):
+        loss = diffusion_loss(model, batch, g)
+        nan_after_5.n += 1
+        return loss * float("nan") if nan_after_5.n > 5 else loss
+    nan_after_5.n = 0
+    path = tmp_path / "ck.pt"
+    with pytest.raises(TrainingDiverged, match="loss became nan between steps 5 and 6.*last good checkpoint"):
+        train(tiny(), DATA, nan_after_5, steps=20, checkpoint_path=path, checkpoint_every=4, **{**KW, "log_every": 3})
+    state = load_checkpoint(path)
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoints_load_with_weights_only(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    train(tiny(), DATA, diffusion_loss, steps=2, checkpoint_path=path, **KW)
+    calls = []
+    real = torch.load
+
+    def spy(*a, **k):
+        calls.append(k.get("weights_only"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch, "load", spy)
+    load_checkpoint(path)
+    assert calls == [True]
+    # a checkpoint that smuggles in an arbitrary object is refused
+    torch.save({"model": {}, "evil": TrainConfig()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        TrainConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match="data tensors must share their first dimension"):
+        train(tiny(), (DATA, torch.zeros(3)), diffusion_loss, steps=1, **KW)
+
+
+def test_load_or_train_caches_by_config(tmp_path):
+    fits = []
+
+    def fit(model, path):
+        fits.append(path)
+        train(model, DATA, diffusion_loss, steps=4, checkpoint_path=path, resume=True, **KW)
+        return {"note": 1.5}
+
+    cfg = {"steps": 4, "widths": (8, 16)}
+    m1, info1 = load_or_train("tiny", cfg, tiny, fit, root=tmp_path, verbose=False)
+    m2, info2 = load_or_train("tiny", cfg, tiny, fit, root=tmp_path, verbose=False)
+    assert len(fits) == 1 and not info1["cached"] and info2["cached"] and info2["note"] == 1.5
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    load_or_train("tiny", {**cfg, "steps": 5}, tiny, fit, root=tmp_path, verbose=False)
+    assert len(fits) == 2 and fits[0] != fits[1]  # a changed config never loads the stale model
+    assert config_hash(cfg) == config_hash({"widths": [8, 16], "steps": 4})
+    with pytest.raises(ValueError, match="name must be"):
+        checkpoint_path("bad/name", cfg)

@@ -1,0 +1,154 @@
+import math
+
+import pytest
+import torch
+
+from ardiff import NoiseSchedule, ddpm
+from ardiff.unet import UNet, UNetConfig, timestep_embedding
+
+S = NoiseSchedule.linear(1000)
+TINY = dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=True, num_heads=2, groups=4)
+
+
+@pytest.mark.parametrize("size, ch, mults", [(28, 1, (1, 2, 2)), (32, 3, (1, 2, 2)), (28, 1, (1, 2))])
+def test_unet_shapes(size, ch, mults):
+    m = UNet(in_channels=ch, image_size=size, base_channels=8, channel_mults=mults, num_res_blocks=1, groups=4,
+             num_heads=2)
+    x = torch.randn(3, ch, size, size)
+    assert m(x, torch.tensor([0, 5, 999])).shape == x.shape
+
+
+def test_unet_class_conditioning_changes_output():
+    m = UNet(**TINY, num_classes=10)
+    torch.nn.init.normal_(m.conv_out.weight)  # undo the zero init so the output depends on the input
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 10])
+    assert not torch.allclose(m(x, t, torch.tensor([0, 0])), m(x, t, torch.tensor([0, 1]))[:, :])
+    with pytest.raises(ValueError, match="y .* must be given exactly when"):
+        m(x, t)
+
+
+def test_unet_config_validation():
+    with pytest.raises(ValueError, match="in_channels must be 1 or 3"):
+        UNetConfig(in_channels=2)
+    with pytest.raises(ValueError, match="image_size must be divisible"):
+        UNetConfig(image_size=30, channel_mults=(1, 2, 2))
+    with pytest.raises(ValueError, match="groups=8 must divide every width"):
+        UNetConfig(base_channels=12)
+
+
+def test_timestep_embedding():
+    e = timestep_embedding(torch.tensor([0, 1]), 8)
+    assert e.shape == (2, 8)
+    torch.testing.assert_close(e[0], torch.tensor([0.0] * 4 + [1.0] * 4))
+    assert e[1, 0].item() == pytest.approx(math.sin(1.0))
+
+
+def test_predict_x0_inverts_q_sample():
+    x0, eps = torch.randn(4, 1, 5, 5), torch.randn(4, 1, 5, 5)
+    t = torch.tensor([0, 3, 500, 999])
+    from ardiff import q_sample
+    torch.testing.assert_close(ddpm.predict_x0(q_sample(x0, t, S, noise=eps), eps, t, S), x0, atol=1e-3, rtol=1e-3)
+
+
+def test_ddpm_step_by_hand():
+    """x_{t-1} = 1/sqrt(a_t) (x_t - b_t / sqrt(1 - abar_t) eps) + sqrt(tilde beta_t) z, evaluated in float64."""
+    s = NoiseSchedule.from_betas([0.1, 0.2, 0.3])
+    x_t, eps, z = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.2, 0.4]]), torch.tensor([[1.0, -2.0]])
+    t = 2
+    b = [0.1, 0.2, 0.3]
+    abar = [0.9, 0.72, 0.504]
+    mean = [(x - b[t] / math.sqrt(1 - abar[t]) * e) / math.sqrt(1 - b[t]) for x, e in zip([0.5, -1.0], [0.2, 0.4])]
+    var = b[t] * (1 - abar[t - 1]) / (1 - abar[t])
+    want = torch.tensor([[m + math.sqrt(var) * zz for m, zz in zip(mean, [1.0, -2.0])]])
+    torch.testing.assert_close(ddpm.ddpm_step(x_t, eps, t, s, noise=z), want, atol=1e-5, rtol=1e-5)
+    # at t = 0 no noise is added: the result is x0_hat
+    x0_hat = (0.5 - math.sqrt(0.1) * 0.2) / math.sqrt(0.9)
+    out = ddpm.ddpm_step(x_t, eps, 0, s, noise=z)
+    assert out[0, 0].item() == pytest.approx(x0_hat, rel=1e-5)
+
+
+def test_ddim_step_by_hand():
+    s = NoiseSchedule.from_betas([0.1, 0.2, 0.3])
+    x_t, eps = torch.tensor([[0.5]]), torch.tensor([[0.2]])
+    abar_t, abar_p = 0.504, 0.9
+    x0 = (0.5 - math.sqrt(1 - abar_t) * 0.2) / math.sqrt(abar_t)
+    want = math.sqrt(abar_p) * x0 + math.sqrt(1 - abar_p) * 0.2
+    assert ddpm.ddim_step(x_t, eps, 2, 0, s).item() == pytest.approx(want, rel=1e-5)
+    # t_prev = -1: alpha_bar_prev = 1, the step lands on x0_hat
+    assert ddpm.ddim_step(x_t, eps, 2, -1, s).item() == pytest.approx(x0, rel=1e-5)
+    # eta = 0.5, with its sigma
+    sigma = 0.5 * math.sqrt((1 - abar_p) / (1 - abar_t) * (1 - abar_t / abar_p))
+    want = math.sqrt(abar_p) * x0 + math.sqrt(1 - abar_p - sigma ** 2) * 0.2 + sigma * 1.5
+    got = ddpm.ddim_step(x_t, eps, 2, 0, s, eta=0.5, noise=torch.tensor([[1.5]]))
+    assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_ddim_eta1_one_step_is_ddpm():
+    x_t, eps, z = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    for t in (1, 10, 999):
+        torch.testing.assert_close(ddpm.ddim_step(x_t, eps, t, t - 1, S, eta=1.0, noise=z),
+                                   ddpm.ddpm_step(x_t, eps, t, S, noise=z), atol=1e-5, rtol=1e-4)
+
+
+class ZeroEps(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t):
+        return x * self.w + 0.3 * torch.sin(x)
+
+
+def test_ddim_eta0_is_deterministic_and_ddpm_is_seeded():
+    m = ZeroEps()
+    x_T = torch.randn(2, 1, 4, 4)
+    a = ddpm.sample(m, S, x_T.shape, steps=20, method="ddim", x_T=x_T, generator=torch.Generator().manual_seed(0))
+    b = ddpm.sample(m, S, x_T.shape, steps=20, method="ddim", x_T=x_T, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    c = ddpm.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(0))
+    d = ddpm.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(0))
+    e = ddpm.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(c, d) and not torch.equal(c, e)
+
+
+def test_sample_from_t_start_and_trajectory():
+    m = ZeroEps()
+    x = torch.randn(2, 1, 4, 4)
+    out, traj = ddpm.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True)
+    assert traj["t"] == [300, 225, 150, 75, 0]
+    assert len(traj["x_t"]) == len(traj["x0_hat"]) == 5 and torch.equal(traj["x_t"][0], x)
+    assert out.shape == x.shape
+    assert ddpm.timestep_sequence(999, 1000) == list(range(999, -1, -1))
+
+
+def test_sample_bad_arguments():
+    m = ZeroEps()
+    with pytest.raises(ValueError, match="method must be 'ddpm' or 'ddim'"):
+        ddpm.sample(m, S, (1, 1, 2, 2), method="euler")
+    with pytest.raises(ValueError, match=r"t_start must be in \[0, T-1\]"):
+        ddpm.sample(m, S, (1, 1, 2, 2), t_start=1000)
+    with pytest.raises(ValueError, match=r"steps must be in \[1, t_start \+ 1\]"):
+        ddpm.sample(m, S, (1, 1, 2, 2), steps=0)
+    with pytest.raises(ValueError, match="eta must be in"):
+        ddpm.sample(m, S, (1, 1, 2, 2), method="ddim", eta=1.5, steps=3)
+    with pytest.raises(ValueError, match="x_T must have shape"):
+        ddpm.sample(m, S, (1, 1, 2, 2), x_T=torch.zeros(2, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"t_prev must be in \[-1, t - 1\]"):
+        ddpm.ddim_step(torch.zeros(1, 2), torch.zeros(1, 2), 5, 5, S)
+
+
+def test_x0_is_not_clipped_by_default():
+    m = ZeroEps()
+    x = torch.full((1, 1, 2, 2), 30.0)
+    out = ddpm.sample(m, S, x.shape, steps=2, method="ddim", x_T=x, t_start=10)
+    assert out.abs().max() > 1
+    out = ddpm.sample(m, S, x.shape, steps=2, method="ddim", x_T=x, t_start=10, clip_x0=True)
+    assert out.abs().max() <= 1 + 1e-5
+
+
+def test_loss_of_zero_predictor_is_one():
+    class Zero(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.zeros_like(x)
+    g = torch.Generator().manual_seed(0)
+    assert ddpm.loss(Zero(), torch.zeros(512, 1, 8, 8), S, generator=g).item() == pytest.approx(1.0, abs=0.02)
