@@ -116,3 +116,16 @@ def test_load_or_train_caches_by_config(tmp_path):
     assert config_hash(cfg) == config_hash({"widths": [8, 16], "steps": 4})
     with pytest.raises(ValueError, match="name must be"):
         checkpoint_path("bad/name", cfg)
+
+
+def test_callback_can_stop_training(tmp_path):
+    seen = []
+
+    def cb(step, model, ema):
+        seen.append(step)
+        return step >= 6
+
+    path = tmp_path / "ck.pt"
+    r = train(tiny(), DATA, diffusion_loss, steps=100, checkpoint_path=path, callback=cb, **KW)
+    assert seen == [2, 4, 6] and r.history[-1][0] == 6
+    assert load_checkpoint(path)["step"] == 6

@@ -40,7 +40,13 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, store_widget_state=True,
                             shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(path.parent.resolve())}})
-    client.execute()
+    try:
+        client.execute()
+    except Exception:
+        failed = Path(out_path or path).with_suffix(".failed.ipynb")  # keep what ran, for a look at the error
+        nbformat.write(nb, failed)
+        print(f"{path}: failed; the partly executed notebook is in {failed}", file=sys.stderr)
+        raise
     seconds = time.perf_counter() - start
     device = pick_device()
     info = {"profile": get_profile().name,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .forward import _check_schedule, _gather, _timesteps, q_posterior, q_sample
 from .schedules import NoiseSchedule
 
-__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence"]
+__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "mnist_ddpm"]
 
 
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
@@ -183,3 +183,37 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
                           generator=generator, clip_x0=clip_x0)
     model.train(was_training)
     return (x, traj) if return_trajectory else x
+
+
+def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
+               T: int = 1000, seed: int = 0, compile: bool = False, verbose: bool = True):
+    """The book's MNIST DDPM (linear schedule 1e-4 -> 0.02): trained once per configuration, then cached.
+
+    Lesson 02 trains it; later lessons call this with the same arguments and get the cached model.
+
+    Returns:
+        ``(model, schedule, info)``: the EMA weights in eval mode, the schedule, and ``info`` from
+        :func:`~ardiff.checkpoints.load_or_train` (``history``, ``seconds``, ``images_per_second``...).
+    """
+    from .checkpoints import load_or_train
+    from .data import load_mnist
+    from .train import train
+    from .unet import UNet
+
+    schedule = NoiseSchedule.linear(T, 1e-4, 0.02)
+    config = {"model": "UNet", "unet": unet, "schedule": ["linear", T, 1e-4, 0.02], "steps": steps,
+              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995}
+
+    def build():
+        torch.manual_seed(seed)
+        return UNet(**unet)
+
+    def fit(model, path):
+        x, _ = load_mnist("train", limit=train_limit)
+        r = train(model, x, lambda m, batch, g: loss(m, batch[0], schedule, generator=g), steps=steps,
+                  batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
+                  checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True, progress=verbose)
+        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
+
+    model, info = load_or_train("ddpm-mnist", config, build, fit, verbose=verbose)
+    return model, schedule, info

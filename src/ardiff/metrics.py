@@ -158,9 +158,10 @@ class FidMnist:
         self.floor = fid(features(classifier, load_mnist("train", limit=n)[0]), self.test_features)
 
     def __call__(self, samples: torch.Tensor) -> float:
+        """FID of ``samples`` (clipped to [-1, 1], the valid pixel range, as saving them as images would)."""
         if len(samples) != self.n:
             raise ValueError(f"samples must number n = {self.n} (FID depends on n), got {len(samples)}")
-        return fid(features(self.classifier, samples), self.test_features)
+        return fid(features(self.classifier, samples.clamp(-1, 1)), self.test_features)
 
 
 def bits_per_dim(nll_nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["to_display", "image_grid", "show_images", "noising_strip", "plot_schedules"]
+__all__ = ["to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation"]
 
 
 def to_display(images: torch.Tensor) -> np.ndarray:
@@ -103,3 +103,43 @@ def plot_schedules(schedules, normalise_t: bool = True, mark_t=None):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def trajectory_animation(trajectory: dict, frames: int = 25, nrow: int = 4, interval: int = 150, dpi: int = 56):
+    r"""Animate a reverse process: :math:`x_t` beside :math:`\hat x_0` at each recorded step.
+
+    Args:
+        trajectory: ``{"t": [...], "x_t": [(B, C, H, W), ...], "x0_hat": [...]}`` from
+            ``ardiff.ddpm.sample(..., return_trajectory=True)``.
+        frames: how many of the recorded steps to show (evenly spaced, the last one included).
+    Returns:
+        a ``matplotlib.animation.FuncAnimation``; ``IPython.display.HTML(anim.to_jshtml())`` plays it
+        in a notebook and in the static book.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+
+    n = len(trajectory["t"])
+    if n == 0:
+        raise ValueError("trajectory is empty: sample with return_trajectory=True")
+    idx = sorted(set(np.linspace(0, n - 1, min(frames, n)).round().astype(int).tolist()))
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.3), dpi=dpi)  # a low dpi keeps the embedded frames small
+    ims = []
+    for ax, key, name in zip(axes, ("x_t", "x0_hat"), (r"$x_t$", r"$\hat x_0$ (the model's guess)")):
+        ims.append(ax.imshow(image_grid(trajectory[key][idx[0]], nrow), cmap="gray", vmin=0, vmax=1,
+                             interpolation="nearest"))
+        ax.set_axis_off()
+        ax.set_title(name)
+    title = fig.suptitle("")
+    fig.tight_layout()
+
+    def draw(k):
+        i = idx[k]
+        for im, key in zip(ims, ("x_t", "x0_hat")):
+            im.set_data(image_grid(trajectory[key][i], nrow))
+        title.set_text(f"t = {trajectory['t'][i]}")
+        return ims
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(idx), interval=interval, blit=False)
+    plt.close(fig)
+    return anim

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -22,11 +22,29 @@ class Profile:
     chain_samples: int   # Monte-Carlo chains per timestep when checking q_step against q_sample
     signal_draws: int    # noisy copies of each of 256 digits when measuring the signal left at step t
     explorer_size: int   # side of the photograph shown in the schedule explorer
+    # lesson 02: DDPM and DDIM; the FID-MNIST classifier shared by every later lesson
+    clf_steps: int                 # training steps of the FID-MNIST feature classifier (batch 256)
+    clf_train_limit: int | None    # MNIST training images it sees (None: all 60,000)
+    unet: dict                     # UNet(**unet): the DDPM noise predictor
+    ddpm_steps: int                # DDPM training steps
+    ddpm_batch: int
+    ddpm_lr: float
+    train_limit: int | None        # MNIST training images for the DDPM (None: all)
+    fid_n: int                     # samples per FID, compared with as many test digits
+    sample_steps: tuple            # sampler steps compared in lesson 02
 
 
 PROFILES = {
-    "quick": Profile("quick", chain_samples=2_000, signal_draws=4, explorer_size=96),
-    "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128),
+    "quick": Profile("quick", chain_samples=2_000, signal_draws=4, explorer_size=96,
+                     clf_steps=200, clf_train_limit=20_000,
+                     unet=dict(base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention=False),
+                     ddpm_steps=300, ddpm_batch=64, ddpm_lr=3e-3, train_limit=10_000,
+                     fid_n=100, sample_steps=(10, 20, 50, 100)),
+    "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
+                    clf_steps=3_000, clf_train_limit=None,
+                    unet=dict(base_channels=48, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True),
+                    ddpm_steps=20_000, ddpm_batch=512, ddpm_lr=1e-3, train_limit=None,
+                    fid_n=5_000, sample_steps=(10, 20, 50, 100, 1000)),
 }
 
 
@@ -74,7 +92,7 @@ def setup(dataset: str = "mnist", profile: str | None = None, device: str | None
     prof = get_profile(profile)
     dev = pick_device(device)
     torch.manual_seed(seed)
-    print(f"profile: {prof.name}  ({', '.join(f'{k}={v}' for k, v in asdict(prof).items() if k != 'name')})")
+    print(f"profile: {prof.name}")
     print(f"device:  {_device_words(dev)}, torch {torch.__version__}")
     print(f"dataset: {describe_source(dataset)}")
     return prof, dev

@@ -103,7 +103,8 @@ def _fits_on_gpu(data, device) -> bool:
 
 
 def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig | None = None,
-          checkpoint_path=None, resume: bool = False, **overrides) -> TrainResult:
+          checkpoint_path=None, resume: bool = False, callback: Callable | None = None,
+          **overrides) -> TrainResult:
     """Train ``model`` by minimising ``loss_fn(model, batch, generator)``; see the module docstring.
 
     Args:
@@ -113,6 +114,8 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
         config: a :class:`TrainConfig`; keyword ``overrides`` replace its fields.
         checkpoint_path: where to write checkpoints (None: none are written).
         resume: continue from ``checkpoint_path`` when it exists.
+        callback: ``(step, model, ema) -> bool | None``, called after each logged step (e.g. to
+            evaluate); returning True stops training there, with the final checkpoint written.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     data, n = _as_tuple(data)
@@ -191,6 +194,10 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
             bar.set_postfix(loss=f"{mean:.4f}")
             if save_now:  # only after the loss was checked: a checkpoint is always a good one
                 checkpoint(done=False)
+            if callback is not None and callback(step, model, ema):
+                bar.update(1)
+                break  # the callback asked to stop: finish as if this were the last step
+            model.train()
         bar.update(1)
     bar.close()
     seconds = time.perf_counter() - start
