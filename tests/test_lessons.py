@@ -16,15 +16,21 @@ def test_there_are_lessons():
     assert [p.name for p in LESSONS][:1] == ["01_forward_noising.ipynb"]
 
 
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory):
+    """One model cache for all lessons, run in order: later lessons load the models earlier ones trained."""
+    return tmp_path_factory.mktemp("ardiff-cache")
+
+
 @pytest.mark.lesson
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_in_quick_profile(path, tmp_path, monkeypatch):
+def test_lesson_runs_in_quick_profile(path, tmp_path, monkeypatch, model_cache):
     if not os.environ.get("ARDIFF_DATA"):
         if not (SHARED_DATA / "mnist").is_dir():
             pytest.skip("no local data (set ARDIFF_DATA): tests never download")
         monkeypatch.setenv("ARDIFF_DATA", str(SHARED_DATA))
     monkeypatch.setenv("ARDIFF_PROFILE", "quick")
-    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ARDIFF_CACHE", str(model_cache))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / path.name
     info = execute_notebook(path, out, timeout=600)

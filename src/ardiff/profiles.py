@@ -32,6 +32,14 @@ class Profile:
     train_limit: int | None        # MNIST training images for the DDPM (None: all)
     fid_n: int                     # samples per FID, compared with as many test digits
     sample_steps: tuple            # sampler steps compared in lesson 02
+    # lesson 03: PixelCNN
+    pcnn_channels: int
+    pcnn_dilations: tuple          # one gated layer per entry (after the first)
+    pcnn_steps: int
+    pcnn_batch: int
+    pcnn_lr: float
+    pcnn_bpd_goal: float           # test bits/dim the lesson asserts it reaches
+    pcnn_sizes: tuple              # image sides for the sampling-cost measurement
 
 
 PROFILES = {
@@ -39,12 +47,16 @@ PROFILES = {
                      clf_steps=200, clf_train_limit=20_000,
                      unet=dict(base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention=False),
                      ddpm_steps=300, ddpm_batch=64, ddpm_lr=3e-3, train_limit=10_000,
-                     fid_n=100, sample_steps=(10, 20, 50, 100)),
+                     fid_n=100, sample_steps=(10, 20, 50, 100),
+                     pcnn_channels=16, pcnn_dilations=(1, 2, 1), pcnn_steps=200, pcnn_batch=32, pcnn_lr=3e-3,
+                     pcnn_bpd_goal=1.5, pcnn_sizes=(8, 12, 16, 20)),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     clf_steps=3_000, clf_train_limit=None,
                     unet=dict(base_channels=48, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True),
                     ddpm_steps=20_000, ddpm_batch=512, ddpm_lr=1e-3, train_limit=None,
-                    fid_n=5_000, sample_steps=(10, 20, 50, 100, 1000)),
+                    fid_n=5_000, sample_steps=(10, 20, 50, 100, 1000),
+                    pcnn_channels=64, pcnn_dilations=(1, 2, 1, 4, 1, 2, 1), pcnn_steps=20_000, pcnn_batch=128,
+                    pcnn_lr=1e-3, pcnn_bpd_goal=0.80, pcnn_sizes=(8, 16, 28, 40, 56)),
 }
 
 

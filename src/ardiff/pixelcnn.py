@@ -1,0 +1,310 @@
+r"""PixelCNN: an autoregressive model of images, one pixel at a time, with an exact likelihood.
+
+:math:`p(x) = \prod_{i} p(x_i \mid x_{<i})` over pixels in raster order (row by row, left to right),
+each factor a 256-way categorical over the uint8 value (van den Oord et al. 2016a, eq. 1-2).
+
+- :class:`MaskedConv2d`: a convolution whose kernel is multiplied by a fixed mask *in the forward
+  computation* (the weights are never modified); type 'A' hides the centre pixel, type 'B' shows it.
+- :class:`PlainPixelCNN`: a stack of masked 3x3 convolutions. Its receptive field has a blind spot.
+- :class:`PixelCNN`: the gated PixelCNN of van den Oord et al. (2016b), with a vertical stack (rows
+  above) and a horizontal stack (pixels to the left in the same row), which has no blind spot;
+  dilations, residual and skip connections.
+
+Images are uint8 values 0..255 as integer tensors (B, 1, H, W); one channel (MNIST).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["MaskedConv2d", "PlainPixelCNN", "PixelCNN", "GatedLayer", "receptive_field", "to_pixels", "mnist_pixelcnn"]
+
+
+def _check_pixels(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"x must be a (B, 1, H, W) tensor of pixel values, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if x.is_floating_point() or x.dtype == torch.bool:
+        raise TypeError(f"x must hold integer pixel values 0..255, got dtype {x.dtype}")
+    if x.dtype != torch.uint8 and x.numel() and (int(x.min()) < 0 or int(x.max()) > 255):  # uint8: no check, no sync
+        raise ValueError(f"x must hold pixel values in [0, 255], got [{int(x.min())}, {int(x.max())}]")
+
+
+def _to_input(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 127.5 - 1.0  # 0..255 -> [-1, 1]
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A conv whose kernel is ``weight * mask``, the mask applied in ``forward`` (weights untouched).
+
+    Args:
+        mask: a (kh, kw) 0/1 tensor, or ``"A"`` / ``"B"`` for the raster-order masks of PixelCNN:
+            every row above the centre, and the pixels left of the centre in its row; 'B' also the centre.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel_size, mask="B", dilation: int = 1):
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        super().__init__(cin, cout, (kh, kw), padding=(dilation * (kh // 2), dilation * (kw // 2)), dilation=dilation)
+        if isinstance(mask, str):
+            if mask not in ("A", "B"):
+                raise ValueError(f"mask must be 'A', 'B' or a 0/1 tensor, got {mask!r}")
+            m = torch.zeros(kh, kw)
+            m[: kh // 2] = 1                                   # rows above the centre
+            m[kh // 2, : kw // 2 + (mask == "B")] = 1          # left of the centre (and the centre for 'B')
+            mask = m
+        if tuple(mask.shape) != (kh, kw):
+            raise ValueError(f"mask must have the kernel's shape {(kh, kw)}, got {tuple(mask.shape)}")
+        self.register_buffer("mask", mask.float()[None, None])  # (1, 1, kh, kw)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation)
+
+
+class PlainPixelCNN(nn.Module):
+    """The first PixelCNN: a type-A masked 7x7 conv, then type-B 3x3 convs. Has a blind spot."""
+
+    def __init__(self, channels: int = 64, layers: int = 6):
+        super().__init__()
+        convs = [MaskedConv2d(1, channels, 7, "A")] + [MaskedConv2d(channels, channels, 3, "B") for _ in range(layers)]
+        self.convs = nn.ModuleList(convs)
+        self.out = nn.Conv2d(channels, 256, 1)
+
+    def forward(self, x):
+        _check_pixels(x)
+        return self.net(_to_input(x))
+
+    def net(self, h: torch.Tensor) -> torch.Tensor:
+        """The network on float input in [-1, 1] (differentiable in the input): (B, 256, 1, H, W)."""
+        for conv in self.convs:
+            h = F.relu(conv(h))
+        return self.out(h)[:, :, None]
+
+
+def _vertical_mask(k: int, include_centre_row: bool) -> torch.Tensor:
+    m = torch.zeros(k, k)
+    m[: k // 2 + include_centre_row] = 1  # rows above (and the centre row)
+    return m
+
+
+def _horizontal_mask(k: int, include_centre: bool) -> torch.Tensor:
+    m = torch.zeros(1, k)
+    m[0, : k // 2 + include_centre] = 1  # pixels to the left (and the centre)
+    return m
+
+
+class GatedLayer(nn.Module):
+    r"""One gated layer with a vertical and a horizontal stack (van den Oord et al. 2016b, fig. 2).
+
+    :math:`y = \tanh(W_f * x) \odot \sigma(W_g * x)`. The vertical stack sees the rows above (its
+    features at row i never depend on row i itself); the horizontal stack sees the pixels left in
+    the same row, plus the vertical features of its own position: together, every earlier pixel.
+    """
+
+    def __init__(self, channels: int, kernel: int = 3, dilation: int = 1, first: bool = False):
+        super().__init__()
+        c, k = channels, kernel
+        # the first layer must not see the current pixel: exclude the centre row (vertical) and centre (horizontal)
+        self.v_conv = MaskedConv2d(1 if first else c, 2 * c, k, _vertical_mask(k, not first), dilation)
+        self.h_conv = MaskedConv2d(1 if first else c, 2 * c, (1, k), _horizontal_mask(k, not first), dilation)
+        self.v_to_h = nn.Conv2d(2 * c, 2 * c, 1)
+        self.h_out = nn.Conv2d(c, c, 1)
+        self.first = first
+
+    def forward(self, v, h):
+        v_feat = self.v_conv(v)                                # (B, 2c, H, W)
+        h_feat = self.h_conv(h) + self.v_to_h(v_feat)           # vertical context joins the row
+        v_f, v_g = v_feat.chunk(2, dim=1)
+        h_f, h_g = h_feat.chunk(2, dim=1)
+        v_out = torch.tanh(v_f) * torch.sigmoid(v_g)
+        h_gated = torch.tanh(h_f) * torch.sigmoid(h_g)
+        skip = self.h_out(h_gated)
+        h_out = skip if self.first else h + skip               # residual connection in the horizontal stack
+        return v_out, h_out, skip
+
+
+class PixelCNN(nn.Module):
+    """Gated PixelCNN for (B, 1, H, W) uint8 images: ``forward(x) -> logits (B, 256, 1, H, W)``.
+
+    Args:
+        channels: width of both stacks.
+        dilations: one gated layer per entry after the first, with that dilation.
+        kernel: kernel size of the stacks.
+        zero_init_head: start with zero output weights: uniform predictions, exactly 8 bits/dim
+            (turn off to inspect an untrained model's receptive field).
+    """
+
+    def __init__(self, channels: int = 64, dilations=(1, 2, 1, 4, 1, 2, 1), kernel: int = 3,
+                 zero_init_head: bool = True):
+        super().__init__()
+        if channels < 1 or kernel < 3 or kernel % 2 == 0:
+            raise ValueError(f"channels must be >= 1 and kernel odd >= 3, got {channels}, {kernel}")
+        self.config = {"channels": channels, "dilations": list(dilations), "kernel": kernel}
+        self.layers = nn.ModuleList([GatedLayer(channels, kernel, 1, first=True)] +
+                                    [GatedLayer(channels, kernel, d) for d in dilations])
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 256, 1))
+        if zero_init_head:  # untrained: uniform over 256 values, exactly 8 bits/dim
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
+        # how far the output at a pixel can look up, left and right (rows / columns): each layer adds
+        # dilation * (kernel // 2); the fast sampler crops to this window.
+        self.reach = sum(layer.v_conv.dilation[0] * (kernel // 2) for layer in self.layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_pixels(x)
+        return self.net(_to_input(x))
+
+    def net(self, inp: torch.Tensor) -> torch.Tensor:
+        """The network on float input in [-1, 1] (differentiable in the input): (B, 256, 1, H, W)."""
+        v = h = inp
+        skips = 0
+        for layer in self.layers:
+            v, h, skip = layer(v, h)
+            skips = skips + skip
+        return self.head(skips)[:, :, None]  # (B, 256, 1, H, W)
+
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Exact negative log-likelihood :math:`-\log p(x)` in nats, (B,)."""
+        logits = self(x)
+        return F.cross_entropy(logits.float(), x.long(), reduction="none").flatten(1).sum(1)
+
+    def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`-\\log_2 p(x) / D`, (B,)."""
+        return self.nll(x) / (x[0].numel() * math.log(2))
+
+    # ---------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, n: int | None = None, shape=(1, 28, 28), generator: torch.Generator | None = None,
+               temperature: float = 1.0, x_init: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+               fast: bool = True, uniforms: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+        """Draw images pixel by pixel in raster order.
+
+        Each pixel is drawn by inverse-CDF sampling from ``softmax(logits / temperature)`` with one
+        uniform number per pixel, so the naive and the fast sampler give identical images for
+        identical random numbers.
+
+        Args:
+            n: number of images (or taken from ``x_init``).
+            shape: (1, H, W).
+            generator: draws the uniforms (on the model's device).
+            temperature: > 0; below 1 sharpens the distribution.
+            x_init: (n, 1, H, W) pixels 0..255 to complete; with ``mask``.
+            mask: (n, 1, H, W) bool/0-1, 1 where ``x_init`` is kept and 0 where pixels are generated.
+            fast: recompute only the window of rows and columns that the next pixel can see
+                (``self.reach``) instead of the whole image.
+            uniforms: optional (n, 1, H, W) uniforms in [0, 1) to use instead of drawing them.
+        Returns:
+            (n, 1, H, W) int64 pixels 0..255.
+        """
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        dev = next(self.parameters()).device
+        if x_init is not None:
+            _check_pixels(x_init)
+            n, shape = x_init.shape[0], tuple(x_init.shape[1:])
+            if mask is None:
+                raise ValueError("mask must be given with x_init (1 = keep, 0 = generate)")
+            if tuple(mask.shape) != tuple(x_init.shape):
+                raise ValueError(f"mask must have the shape of x_init, {tuple(x_init.shape)}; got {tuple(mask.shape)}")
+            x, keep = x_init.to(dev).long().clone(), mask.to(dev).bool()
+        else:
+            if mask is not None:
+                raise ValueError("mask needs x_init")
+            if n is None or n < 1:
+                raise ValueError(f"n must be >= 1, got {n}")
+            shape = tuple(shape)
+            if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < 1:
+                raise ValueError(f"shape must be (1, H, W), got {shape}")
+            x = torch.zeros((n, *shape), dtype=torch.long, device=dev)
+            keep = torch.zeros_like(x, dtype=torch.bool)
+        if uniforms is None:
+            uniforms = torch.rand(x.shape, generator=generator, device=dev)
+        elif tuple(uniforms.shape) != tuple(x.shape):
+            raise ValueError(f"uniforms must have shape {tuple(x.shape)}, got {tuple(uniforms.shape)}")
+        was_training = self.training
+        self.eval()
+        _, H, W = shape
+        r = self.reach
+        rows = range(H)
+        if progress:
+            from tqdm.auto import tqdm
+            rows = tqdm(rows, desc="PixelCNN sampling", leave=False)
+        for i in rows:
+            for j in range(W):
+                todo = ~keep[:, 0, i, j]
+                if not todo.any():
+                    continue
+                if fast:  # the rows above within reach, the columns within reach on either side
+                    r0, c0, c1 = max(0, i - r), max(0, j - r), min(W, j + r + 1)
+                    logits = self(x[:, :, r0:i + 1, c0:c1])[:, :, 0, i - r0, j - c0]  # (n, 256)
+                else:
+                    logits = self(x)[:, :, 0, i, j]
+                cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(1)  # (n, 256)
+                value = torch.searchsorted(cdf, uniforms[:, 0, i, j, None].contiguous()).clamp(max=255)[:, 0]
+                x[:, 0, i, j] = torch.where(todo, value, x[:, 0, i, j])
+        self.train(was_training)
+        return x
+
+
+def receptive_field(model: nn.Module, shape=(28, 28), pixel=None, seed: int = 0) -> torch.Tensor:
+    """Which input pixels the prediction at ``pixel`` depends on, from input gradients (UvA tutorial 12).
+
+    Args:
+        model: a :class:`PixelCNN` or :class:`PlainPixelCNN` (anything with ``net(float_input)``).
+        shape: (H, W) of the input.
+        pixel: (i, j); default the centre.
+    Returns:
+        (H, W) bool, True where the gradient of the prediction at ``pixel`` is non-zero.
+    """
+    H, W = shape
+    i, j = pixel if pixel is not None else (H // 2, W // 2)
+    if not (0 <= i < H and 0 <= j < W):
+        raise ValueError(f"pixel must lie inside the (H, W) = {shape} image, got {(i, j)}")
+    g = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    inp = (torch.rand((1, 1, H, W), generator=g) * 2 - 1).to(dev).requires_grad_()
+    was_training = model.training
+    model.eval()
+    # the log-partition of the logits at (i, j) depends on every input the prediction uses
+    model.net(inp)[0, :, 0, i, j].float().logsumexp(0).backward()
+    model.train(was_training)
+    return (inp.grad[0, 0].abs() > 0).cpu()
+
+
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] -> uint8 pixels 0..255 (the inverse of the data loaders' scaling)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def mnist_pixelcnn(channels: int, dilations, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
+                   seed: int = 0, compile: bool = False, verbose: bool = True):
+    """The book's MNIST PixelCNN, trained once per configuration and cached (lessons 03 and 04).
+
+    The loss is the mean negative log-likelihood per pixel in nats; its value / ln 2 is bits/dim.
+    Returns ``(model, info)`` with the EMA weights in eval mode and ``info["history"]``, ``info["seconds"]``.
+    """
+    from .checkpoints import load_or_train
+    from .data import load_mnist
+    from .train import train
+
+    config = {"model": "PixelCNN", "channels": channels, "dilations": list(dilations), "steps": steps,
+              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.999}
+
+    def build():
+        torch.manual_seed(seed)
+        return PixelCNN(channels, dilations)
+
+    def nll_per_dim(model, batch, generator):
+        x = batch[0]
+        return F.cross_entropy(model(x).float(), x.long())  # mean over pixels, nats
+
+    def fit(model, path):
+        x = to_pixels(load_mnist("train", limit=train_limit)[0])  # (N, 1, 28, 28) uint8
+        r = train(model, x, nll_per_dim, steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.999,
+                  compile=compile, checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True,
+                  progress=verbose)
+        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
+
+    return load_or_train("pixelcnn-mnist", config, build, fit, verbose=verbose)

@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+
+from ardiff.pixelcnn import MaskedConv2d, PixelCNN, PlainPixelCNN, receptive_field
+
+
+def randomised(model, seed=0):
+    """Give the zero-initialised output layer random weights, so every dependency shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("make", [lambda: PixelCNN(channels=8, dilations=(1, 2)), lambda: PlainPixelCNN(8, 2)])
+def test_causality_over_the_whole_model(make):
+    """The logits at pixel p do not change when p or any later pixel (raster order) changes."""
+    torch.manual_seed(0)
+    model = randomised(make())
+    H = W = 7
+    x = torch.randint(0, 256, (1, 1, H, W))
+    base = model(x)
+    for p in range(H * W):
+        i, j = divmod(p, W)
+        y = x.clone().flatten()
+        y[p:] = torch.randint(0, 256, (H * W - p,))
+        out = model(y.view(1, 1, H, W))
+        for q in range(p + 1):  # every pixel up to and including p only sees pixels before it
+            qi, qj = divmod(q, W)
+            assert torch.allclose(out[..., qi, qj], base[..., qi, qj], atol=1e-5), (p, q)
+
+
+def test_gated_model_has_no_blind_spot_but_plain_one_does():
+    H = W = 9
+    i, j = 8, 4
+    reach = {}
+    for name, model in (("gated", PixelCNN(channels=8, dilations=(1, 1, 1, 1, 1, 1, 1))), ("plain", PlainPixelCNN(8, 6))):
+        reach[name] = receptive_field(randomised(model), (H, W), (i, j))
+    # the row above, to the right of the pixel: seen by the gated model, missed by the plain one
+    assert reach["gated"][i - 1, j + 4] and not reach["plain"][i - 1, j + 4]
+    assert reach["plain"][i - 1, j + 3]  # the 7x7 type-A layer reaches three columns right, no further
+    assert not reach["gated"][i, j] and not reach["gated"][i, j + 1]
+
+
+def test_masks_are_applied_in_forward_not_to_weights():
+    conv = MaskedConv2d(1, 1, 3, "A")
+    w = conv.weight.detach().clone()
+    conv(torch.randn(1, 1, 5, 5))
+    assert torch.equal(conv.weight, w) and conv.weight[0, 0, 2, 2] != 0
+    assert conv.mask[0, 0].tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0]]
+    assert MaskedConv2d(1, 1, 3, "B").mask[0, 0].tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    with pytest.raises(ValueError, match="mask must be 'A', 'B'"):
+        MaskedConv2d(1, 1, 3, "C")
+
+
+def test_untrained_model_is_uniform_8_bits():
+    x = torch.randint(0, 256, (2, 1, 28, 28))
+    bpd = PixelCNN().bits_per_dim(x)
+    torch.testing.assert_close(bpd, torch.full((2,), 8.0))
+    assert PixelCNN().nll(x)[0].item() == pytest.approx(784 * math.log(256), rel=1e-6)
+
+
+def test_fast_and_naive_samples_are_equal_and_seeded():
+    torch.manual_seed(0)
+    model = randomised(PixelCNN(channels=8, dilations=(1, 2)), seed=1)
+    for p in model.head[-1].parameters():
+        p.data *= 0.05  # a spread-out distribution, so the samples vary
+    g = lambda s: torch.Generator().manual_seed(s)
+    naive = model.sample(3, (1, 10, 12), generator=g(0), fast=False)
+    fast = model.sample(3, (1, 10, 12), generator=g(0), fast=True)
+    assert torch.equal(naive, fast)
+    assert torch.equal(fast, model.sample(3, (1, 10, 12), generator=g(0)))
+    assert not torch.equal(fast, model.sample(3, (1, 10, 12), generator=g(1)))
+    assert fast.dtype == torch.long and 0 <= fast.min() and fast.max() <= 255
+
+
+def test_completion_keeps_the_given_pixels():
+    model = randomised(PixelCNN(channels=8, dilations=(1,)))
+    x = torch.randint(0, 256, (2, 1, 6, 6))
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, :, :3] = True  # keep the top half
+    out = model.sample(x_init=x, mask=mask, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :, :3], x[:, :, :3])
+
+
+def test_bad_arguments():
+    m = PixelCNN(channels=8, dilations=(1,))
+    with pytest.raises(ValueError, match=r"x must be a \(B, 1, H, W\) tensor"):
+        m(torch.zeros(2, 3, 4, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer pixel values"):
+        m(torch.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"pixel values in \[0, 255\]"):
+        m(torch.full((1, 1, 4, 4), 256))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        m.sample(1, (1, 4, 4), temperature=0)
+    with pytest.raises(ValueError, match="mask must be given with x_init"):
+        m.sample(x_init=torch.zeros(1, 1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"shape must be \(1, H, W\)"):
+        m.sample(1, (3, 4, 4))
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        m.sample(0, (1, 4, 4))
+
+
+def test_receptive_field_bad_pixel():
+    with pytest.raises(ValueError, match="pixel must lie inside"):
+        receptive_field(PixelCNN(channels=8, dilations=(1,)), (5, 5), (5, 0))
