@@ -40,6 +40,11 @@ class Profile:
     pcnn_lr: float
     pcnn_bpd_goal: float           # test bits/dim the lesson asserts it reaches
     pcnn_sizes: tuple              # image sides for the sampling-cost measurement
+    # lesson 05: spectral autoregression
+    spec_photo_size: int           # side of the photographs
+    spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
+    spec_traj_n: int               # samples whose x0_hat spectra are followed along the reverse process
+    spec_traj_method: str          # 'ddim' (100 steps) on a CPU, 'ddpm' (1000 steps) on a GPU
 
 
 PROFILES = {
@@ -49,14 +54,16 @@ PROFILES = {
                      ddpm_steps=300, ddpm_batch=64, ddpm_lr=3e-3, train_limit=10_000,
                      fid_n=100, sample_steps=(10, 20, 50, 100),
                      pcnn_channels=16, pcnn_dilations=(1, 2, 1), pcnn_steps=200, pcnn_batch=32, pcnn_lr=3e-3,
-                     pcnn_bpd_goal=1.5, pcnn_sizes=(8, 12, 16, 20)),
+                     pcnn_bpd_goal=1.5, pcnn_sizes=(8, 12, 16, 20),
+                     spec_photo_size=128, spec_images=1000, spec_traj_n=64, spec_traj_method="ddim"),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     clf_steps=3_000, clf_train_limit=None,
                     unet=dict(base_channels=48, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True),
                     ddpm_steps=20_000, ddpm_batch=512, ddpm_lr=1e-3, train_limit=None,
                     fid_n=5_000, sample_steps=(10, 20, 50, 100, 1000),
                     pcnn_channels=64, pcnn_dilations=(1, 2, 1, 4, 1, 2, 1), pcnn_steps=20_000, pcnn_batch=128,
-                    pcnn_lr=1e-3, pcnn_bpd_goal=0.80, pcnn_sizes=(8, 16, 28, 40, 56)),
+                    pcnn_lr=1e-3, pcnn_bpd_goal=0.80, pcnn_sizes=(8, 16, 28, 40, 56),
+                    spec_photo_size=256, spec_images=5000, spec_traj_n=512, spec_traj_method="ddpm"),
 }
 
 

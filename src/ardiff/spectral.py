@@ -1,0 +1,152 @@
+r"""Fourier analysis of images and of diffusion: power spectra, RAPSD, power laws, the rising noise floor.
+
+Reproduces the measurements of Dieleman (2024), "Diffusion is spectral autoregression":
+
+- natural images have a radially averaged power spectral density (RAPSD) close to a power law,
+  :math:`S(f) \propto f^{\,\text{slope}}` with a negative slope;
+- the forward process adds white noise, whose spectrum is flat: at step t the noisy image's spectrum is
+  :math:`\bar\alpha_t S(f) + (1-\bar\alpha_t)` (for unit-variance noise, with this normalisation), so the
+  noise floor rises and drowns the high frequencies (small S) first;
+- the per-frequency signal-to-noise ratio :math:`\bar\alpha_t S(f)/(1-\bar\alpha_t)` and the cut-off frequency
+  above which signal is below the noise.
+
+Conventions: frequencies in cycles per pixel, from 1/N up to the Nyquist frequency 0.5; power is
+:math:`|\mathrm{FFT}_2(x)|^2 / (HW)`, so unit white noise has power 1 at every frequency and, by
+Parseval, the mean power equals the mean of :math:`x^2`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["power_spectrum", "rapsd", "fit_power_law", "noisy_spectrum", "snr_per_frequency",
+           "cutoff_frequency", "trajectory_spectra", "settling_steps"]
+
+
+def _as_4d(images) -> torch.Tensor:
+    x = torch.as_tensor(images)
+    if x.ndim == 2:
+        x = x[None, None]
+    elif x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"images must be (H, W), (B, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[-1] < 4 or x.shape[-2] < 4:
+        raise ValueError(f"images must be at least 4x4 pixels, got {tuple(x.shape[-2:])}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images must be finite")
+    return x.double()
+
+
+def power_spectrum(images) -> torch.Tensor:
+    r""":math:`P(k) = |\mathrm{FFT}_2(x)(k)|^2 / (HW)`, unshifted, same shape as the input (float64)."""
+    x = _as_4d(images)
+    H, W = x.shape[-2:]
+    return (torch.fft.fft2(x).abs() ** 2 / (H * W)).reshape(torch.as_tensor(images).shape)
+
+
+def rapsd(images) -> tuple[torch.Tensor, torch.Tensor]:
+    """Radially averaged power spectral density, averaged over the batch and the channels.
+
+    Args:
+        images: (H, W), (B, H, W) or (B, C, H, W).
+    Returns:
+        ``(freqs, power)``: 1-D float64, ascending frequencies in cycles per pixel (DC excluded, up to 0.5)
+        and the mean power in each radial bin of width 1 / min(H, W).
+    """
+    x = _as_4d(images)
+    H, W = x.shape[-2:]
+    p = (torch.fft.fft2(x).abs() ** 2 / (H * W)).mean(dim=(0, 1))  # (H, W): averaged over batch, channels
+    fy, fx = torch.fft.fftfreq(H, dtype=torch.float64), torch.fft.fftfreq(W, dtype=torch.float64)
+    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)            # (H, W) radial frequency
+    n = min(H, W)
+    bins = torch.round(r * n).long().flatten()                      # bin k holds |f| near k / n
+    keep = (bins >= 1) & (bins <= n // 2)                           # no DC, nothing past Nyquist
+    bins, r, p = bins[keep], r.flatten()[keep], p.flatten()[keep]
+    count = torch.bincount(bins, minlength=n // 2 + 1)[1:].double()
+    power = torch.bincount(bins, weights=p, minlength=n // 2 + 1)[1:] / count
+    freqs = torch.bincount(bins, weights=r, minlength=n // 2 + 1)[1:] / count
+    return freqs, power
+
+
+def fit_power_law(freqs, power, n_points: int = 32) -> tuple[float, float]:
+    r"""Least-squares fit of :math:`\log_{10} P = \text{intercept} + \text{slope}\,\log_{10} f`.
+
+    The spectrum is first resampled (linear interpolation in log-log) onto ``n_points`` log-spaced
+    frequencies, so that the many high-frequency bins do not outweigh the few low ones.
+    """
+    f, p = np.asarray(freqs, np.float64), np.asarray(power, np.float64)
+    if f.ndim != 1 or f.shape != p.shape or len(f) < 3:
+        raise ValueError(f"freqs and power must be 1-D of the same length >= 3, got {f.shape} and {p.shape}")
+    if (f <= 0).any() or (p <= 0).any():
+        raise ValueError("freqs and power must be positive for a log-log fit")
+    lf, lp = np.log10(f), np.log10(p)
+    grid = np.linspace(lf[0], lf[-1], n_points)
+    slope, intercept = np.polyfit(grid, np.interp(grid, lf, lp), 1)
+    return float(slope), float(intercept)
+
+
+def _alpha_bar(schedule, t) -> torch.Tensor:
+    t = torch.as_tensor(t)
+    if t.dtype.is_floating_point or (t < 0).any() or (t > schedule.T - 1).any():
+        raise ValueError(f"t must be integer steps in [0, T-1] = [0, {schedule.T - 1}]")
+    return schedule.alphas_cumprod.double()[t]
+
+
+def noisy_spectrum(signal_power, alpha_bar) -> torch.Tensor:
+    r"""The modelled RAPSD of :math:`x_t`: :math:`\bar\alpha_t S(f) + (1 - \bar\alpha_t)` (signal and noise independent)."""
+    s, a = torch.as_tensor(signal_power, dtype=torch.float64), torch.as_tensor(alpha_bar, dtype=torch.float64)
+    return a[..., None] * s + (1 - a[..., None]) if a.ndim else a * s + (1 - a)
+
+
+def snr_per_frequency(signal_power, alpha_bar) -> torch.Tensor:
+    r"""Signal-to-noise ratio at each frequency: :math:`\bar\alpha_t S(f) / (1-\bar\alpha_t)` ((T', F) for T' steps)."""
+    s, a = torch.as_tensor(signal_power, dtype=torch.float64), torch.as_tensor(alpha_bar, dtype=torch.float64)
+    a = a.reshape(-1, 1)
+    return (a * s[None] / (1 - a)).squeeze(0) if torch.as_tensor(alpha_bar).ndim == 0 else a * s[None] / (1 - a)
+
+
+def cutoff_frequency(freqs, signal_power, schedule, t, tau: float = 1.0) -> torch.Tensor:
+    r"""The highest frequency whose signal power exceeds ``tau`` times the noise power at step t.
+
+    :math:`f_{max}(t) = \max\{f : \bar\alpha_t S(f) > \tau (1-\bar\alpha_t)\}`, or 0 when no frequency
+    qualifies. ``t`` may be an int or a 1-D tensor of steps; returns float64 of the same shape.
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    f = torch.as_tensor(freqs, dtype=torch.float64)
+    a = _alpha_bar(schedule, t)
+    above = snr_per_frequency(signal_power, a.reshape(-1)) > tau           # (T', F)
+    fmax = torch.where(above, f[None], torch.zeros_like(f)[None]).amax(dim=1)  # (T',)
+    return fmax.reshape(a.shape)
+
+
+def trajectory_spectra(states) -> tuple[torch.Tensor, torch.Tensor]:
+    """RAPSD of each state of a sampling trajectory (e.g. the x0_hat list of ``ddpm.sample``).
+
+    Returns ``(freqs, power)`` with power of shape (steps, F).
+    """
+    if len(states) == 0:
+        raise ValueError("states must hold at least one (B, C, H, W) tensor")
+    out = [rapsd(s) for s in states]
+    return out[0][0], torch.stack([p for _, p in out])
+
+
+def settling_steps(power: torch.Tensor, tol: float = 0.1) -> torch.Tensor:
+    """For each frequency band, the first index from which the power stays within ``tol`` of its final value.
+
+    Args:
+        power: (steps, F) spectra along a trajectory, the last row the final sample.
+    Returns:
+        (F,) long: the index (into the trajectory) at which each band has settled.
+    """
+    if power.ndim != 2 or power.shape[0] < 1:
+        raise ValueError(f"power must be (steps, F), got {tuple(power.shape)}")
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol}")
+    rel = (power - power[-1:]).abs() / power[-1:].abs().clamp_min(1e-12)   # (steps, F)
+    outside = rel > tol
+    # last index that is still outside the band, + 1 (0 when never outside)
+    idx = torch.arange(power.shape[0])[:, None].expand_as(outside)
+    last_out = torch.where(outside, idx, torch.full_like(idx, -1)).amax(dim=0)
+    return last_out + 1

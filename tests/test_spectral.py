@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from ardiff import NoiseSchedule, q_sample
+from ardiff.spectral import (cutoff_frequency, fit_power_law, noisy_spectrum, power_spectrum, rapsd,
+                             settling_steps, snr_per_frequency)
+
+
+def power_law_field(n, beta, batch=8, seed=0):
+    """Gaussian random fields with power spectrum proportional to f^(-beta)."""
+    g = torch.Generator().manual_seed(seed)
+    white = torch.fft.fft2(torch.randn(batch, n, n, generator=g, dtype=torch.float64))
+    f = torch.sqrt(torch.fft.fftfreq(n, dtype=torch.float64)[:, None] ** 2 + torch.fft.fftfreq(n, dtype=torch.float64)[None] ** 2)
+    amp = torch.where(f > 0, f.clamp_min(1e-12) ** (-beta / 2), torch.zeros_like(f))
+    return torch.fft.ifft2(white * amp).real
+
+
+def test_rapsd_of_white_noise_is_flat_at_one():
+    x = torch.randn(1024, 1, 32, 32, generator=torch.Generator().manual_seed(0))  # ~8k samples in the lowest bin
+    f, p = rapsd(x)
+    assert f.ndim == p.ndim == 1 and torch.all(f[1:] > f[:-1]) and f[0] > 0 and f[-1] <= 0.5 + 1e-9
+    assert torch.all((p - 1).abs() < 0.05), p
+
+
+def test_parseval():
+    x = torch.randn(3, 2, 16, 24, generator=torch.Generator().manual_seed(1))
+    P = power_spectrum(x)
+    assert P.shape == x.shape
+    torch.testing.assert_close(P.mean(dim=(-2, -1)), (x.double() ** 2).mean(dim=(-2, -1)))
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0, 3.0])
+def test_power_law_exponent_is_recovered(beta):
+    f, p = rapsd(power_law_field(128, beta))
+    slope, _ = fit_power_law(f, p)
+    assert slope == pytest.approx(-beta, abs=0.1)
+
+
+def test_input_shapes_agree():
+    x = torch.randn(4, 32, 32, generator=torch.Generator().manual_seed(2))
+    f1, p1 = rapsd(x)
+    f2, p2 = rapsd(x[:, None])
+    f3, p3 = rapsd(x[0])
+    torch.testing.assert_close(p1, p2) and torch.testing.assert_close(f1, f3)
+    assert p3.shape == p1.shape
+
+
+def test_noisy_spectrum_model_matches_measurement():
+    s = NoiseSchedule.linear(1000)
+    x0 = power_law_field(64, 2.0, batch=32).float()[:, None]
+    x0 = x0 / x0.std()
+    f, S = rapsd(x0)
+    for t in (100, 300, 600):
+        _, measured = rapsd(q_sample(x0, t, s, generator=torch.Generator().manual_seed(t)))
+        model = noisy_spectrum(S, s.alphas_cumprod[t].double())
+        assert ((measured - model).abs() / model).max() < 0.15
+
+
+def test_cutoff_frequency_does_not_increase_with_t():
+    s = NoiseSchedule.cosine(1000)
+    f, S = rapsd(power_law_field(64, 2.0))
+    S = S / S.mean()
+    ts = torch.arange(0, 1000, 25)
+    fmax = cutoff_frequency(f, S, s, ts)
+    assert fmax.shape == ts.shape and torch.all(fmax[1:] <= fmax[:-1]) and fmax[0] > fmax[-1]
+    assert cutoff_frequency(f, S, s, 999).item() == 0.0
+    assert snr_per_frequency(S, torch.tensor([0.5, 0.1])).shape == (2, len(f))
+
+
+def test_settling_steps():
+    power = torch.tensor([[10.0, 0.0], [1.05, 0.5], [1.0, 0.95], [1.0, 1.0]])
+    assert settling_steps(power, tol=0.1).tolist() == [1, 2]
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"images must be \(H, W\), \(B, H, W\) or \(B, C, H, W\)"):
+        rapsd(torch.zeros(1, 1, 1, 8, 8))
+    with pytest.raises(ValueError, match="at least 4x4"):
+        rapsd(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="finite"):
+        rapsd(torch.full((8, 8), float("nan")))
+    with pytest.raises(ValueError, match="positive for a log-log fit"):
+        fit_power_law([0.0, 0.1, 0.2], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="same length >= 3"):
+        fit_power_law([0.1, 0.2], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"t must be integer steps in \[0, T-1\]"):
+        cutoff_frequency([0.1, 0.2], [1.0, 1.0], NoiseSchedule.linear(10), 10)
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        cutoff_frequency([0.1, 0.2], [1.0, 1.0], NoiseSchedule.linear(10), 1, tau=0)
+    with pytest.raises(ValueError, match=r"tol must be in \(0, 1\)"):
+        settling_steps(torch.ones(3, 2), tol=1.5)
