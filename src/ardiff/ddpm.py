@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .forward import _check_schedule, _gather, _timesteps, q_posterior, q_sample
+from .forward import _check_schedule, _gather, _q_sample, _timesteps, q_posterior
 from .schedules import NoiseSchedule
 
 __all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "mnist_ddpm"]
@@ -34,7 +34,7 @@ def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Gene
     B = x0.shape[0]
     t = torch.randint(0, schedule.T, (B,), device=x0.device, generator=generator)
     eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-    x_t = q_sample(x0, t, schedule, noise=eps)
+    x_t = _q_sample(x0, t, schedule, eps)  # t is in range by construction: no validation, no GPU sync per step
     pred = model(x_t, t) if y is None else model(x_t, t, y)
     return F.mse_loss(pred.float(), eps.float())
 
@@ -43,7 +43,11 @@ def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, t, schedule: NoiseSchedule)
     r""":math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon) / \sqrt{\bar\alpha_t}` (Ho et al. 2020, eq. 15)."""
     _check_schedule(schedule)
     t = _timesteps(t, x_t.shape[0], schedule.T, x_t.device)
-    abar = _gather(schedule.alphas_cumprod, t, x_t)
+    return _x0_from_eps(x_t, eps, _gather(schedule.alphas_cumprod, t, x_t))
+
+
+def _x0_from_eps(x_t, eps, abar):
+    # \hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t} \epsilon) / \sqrt{\bar\alpha_t}
     return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
 
 
@@ -81,18 +85,21 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: NoiseSc
     if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     B = x_t.shape[0]
+    if isinstance(t, int) and isinstance(t_prev, int):  # the sampler's case: checked on the host, no GPU sync
+        if not -1 <= t_prev < t:
+            raise ValueError(f"t_prev must be in [-1, t - 1] = [-1, {t - 1}], got {t_prev}")
     t = _timesteps(t, B, schedule.T, x_t.device)
     if isinstance(t_prev, int) and not isinstance(t_prev, bool):
         t_prev = torch.full((B,), t_prev, dtype=torch.long, device=x_t.device)
-    if not isinstance(t_prev, torch.Tensor) or t_prev.shape != (B,):
+    elif not isinstance(t_prev, torch.Tensor) or t_prev.shape != (B,):
         raise ValueError(f"t_prev must be an int or a ({B},) tensor")
-    if (t_prev < -1).any() or (t_prev >= t).any():
+    elif (t_prev < -1).any() or (t_prev >= t).any():
         raise ValueError("t_prev must be in [-1, t - 1]")
     abar_t = _gather(schedule.alphas_cumprod, t, x_t)
     abar_full = torch.cat([schedule.alphas_cumprod.new_ones(1), schedule.alphas_cumprod])  # index 0 is t = -1
     abar_prev = _gather(abar_full, t_prev.to(x_t.device) + 1, x_t)
     # 1. predicted x_0, formula (12) of Song et al.
-    x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
+    x0_hat = _x0_from_eps(x_t, eps, abar_t)
     if clip_x0:
         x0_hat = x0_hat.clamp(-1, 1)
         eps = (x_t - abar_t.sqrt() * x0_hat) / (1 - abar_t).sqrt()

@@ -69,6 +69,21 @@ def _noise_like(x: torch.Tensor, noise, generator) -> torch.Tensor:
     return noise.to(x.device, x.dtype)
 
 
+def _prepare(name: str, x: torch.Tensor, t, schedule, noise, generator):
+    """Validate the arguments shared by q_sample and q_step; return (t as a (B,) long tensor, eps)."""
+    _check_schedule(schedule)
+    _check_x(name, x)
+    t = _timesteps(t, x.shape[0], schedule.T, x.device)
+    return t, _noise_like(x, noise, generator)
+
+
+def _q_sample(x0: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, eps: torch.Tensor) -> torch.Tensor:
+    """The closed form without validation, for callers whose t is valid by construction (no GPU sync)."""
+    abar = _gather(schedule.alphas_cumprod, t, x0)  # \bar\alpha_t, (B, 1, ...)
+    # x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon
+    return abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
+
+
 def q_sample(x0: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Draw :math:`x_t \sim q(x_t \mid x_0)` in one shot (Ho et al. 2020, eq. 4).
@@ -84,13 +99,8 @@ def q_sample(x0: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor |
     Returns:
         x_t, same shape and dtype as ``x0``.
     """
-    _check_schedule(schedule)
-    _check_x("x0", x0)
-    t = _timesteps(t, x0.shape[0], schedule.T, x0.device)
-    eps = _noise_like(x0, noise, generator)
-    abar = _gather(schedule.alphas_cumprod, t, x0)  # \bar\alpha_t, (B, 1, ...)
-    # x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon
-    return abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
+    t, eps = _prepare("x0", x0, t, schedule, noise, generator)
+    return _q_sample(x0, t, schedule, eps)
 
 
 def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor | None = None,
@@ -109,10 +119,7 @@ def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor
     Returns:
         x_t, same shape and dtype as ``x_prev``.
     """
-    _check_schedule(schedule)
-    _check_x("x_prev", x_prev)
-    t = _timesteps(t, x_prev.shape[0], schedule.T, x_prev.device)
-    eps = _noise_like(x_prev, noise, generator)
+    t, eps = _prepare("x_prev", x_prev, t, schedule, noise, generator)
     beta = _gather(schedule.betas, t, x_prev)  # \beta_t, (B, 1, ...)
     # x_t = \sqrt{1 - \beta_t} x_{t-1} + \sqrt{\beta_t} \epsilon
     return (1.0 - beta).sqrt() * x_prev + beta.sqrt() * eps

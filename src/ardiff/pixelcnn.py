@@ -231,16 +231,18 @@ class PixelCNN(nn.Module):
         if progress:
             from tqdm.auto import tqdm
             rows = tqdm(rows, desc="PixelCNN sampling", leave=False)
+        needed = (~keep).any(dim=0)[0].cpu()  # (H, W): pixels some image still has to draw; one sync
         for i in rows:
             for j in range(W):
-                todo = ~keep[:, 0, i, j]
-                if not todo.any():
+                if not needed[i, j]:
                     continue
+                todo = ~keep[:, 0, i, j]
+                # x was validated above: call the network directly (forward() would re-check every pixel)
                 if fast:  # the rows above within reach, the columns within reach on either side
                     r0, c0, c1 = max(0, i - r), max(0, j - r), min(W, j + r + 1)
-                    logits = self(x[:, :, r0:i + 1, c0:c1])[:, :, 0, i - r0, j - c0]  # (n, 256)
+                    logits = self.net(_to_input(x[:, :, r0:i + 1, c0:c1]))[:, :, 0, i - r0, j - c0]  # (n, 256)
                 else:
-                    logits = self(x)[:, :, 0, i, j]
+                    logits = self.net(_to_input(x))[:, :, 0, i, j]
                 cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(1)  # (n, 256)
                 value = torch.searchsorted(cdf, uniforms[:, 0, i, j, None].contiguous()).clamp(max=255)[:, 0]
                 x[:, 0, i, j] = torch.where(todo, value, x[:, 0, i, j])

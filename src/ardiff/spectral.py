@@ -96,14 +96,15 @@ def _alpha_bar(schedule, t) -> torch.Tensor:
 def noisy_spectrum(signal_power, alpha_bar) -> torch.Tensor:
     r"""The modelled RAPSD of :math:`x_t`: :math:`\bar\alpha_t S(f) + (1 - \bar\alpha_t)` (signal and noise independent)."""
     s, a = torch.as_tensor(signal_power, dtype=torch.float64), torch.as_tensor(alpha_bar, dtype=torch.float64)
-    return a[..., None] * s + (1 - a[..., None]) if a.ndim else a * s + (1 - a)
+    a = a[..., None]  # broadcast over frequencies, as in snr_per_frequency
+    return a * s + (1 - a)
 
 
 def snr_per_frequency(signal_power, alpha_bar) -> torch.Tensor:
     r"""Signal-to-noise ratio at each frequency: :math:`\bar\alpha_t S(f) / (1-\bar\alpha_t)` ((T', F) for T' steps)."""
     s, a = torch.as_tensor(signal_power, dtype=torch.float64), torch.as_tensor(alpha_bar, dtype=torch.float64)
-    a = a.reshape(-1, 1)
-    return (a * s[None] / (1 - a)).squeeze(0) if torch.as_tensor(alpha_bar).ndim == 0 else a * s[None] / (1 - a)
+    a = a[..., None]  # () -> (1,) gives (F,); (T',) -> (T', 1) gives (T', F)
+    return a * s / (1 - a)
 
 
 def cutoff_frequency(freqs, signal_power, schedule, t, tau: float = 1.0) -> torch.Tensor:
