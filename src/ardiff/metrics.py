@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["MnistClassifier", "mnist_classifier", "features", "frechet_distance", "fid",
-           "FidMnist", "bits_per_dim", "timer"]
+           "FidMnist", "bits_per_dim", "sharpness", "diversity", "timer"]
 
 
 class MnistClassifier(nn.Module):
@@ -169,6 +169,31 @@ def bits_per_dim(nll_nats: torch.Tensor | float, dims: int) -> torch.Tensor | fl
     if dims < 1:
         raise ValueError(f"dims must be >= 1, got {dims}")
     return nll_nats / (dims * math.log(2))
+
+
+def sharpness(images: torch.Tensor) -> float:
+    r"""Mean gradient magnitude :math:`\frac1N\sum\sqrt{(\partial_x x)^2 + (\partial_y x)^2}` (forward differences),
+    of images clipped to [-1, 1]: blurred digits score lower, noisy ones higher. Compare with real digits.
+
+    Args:
+        images: (B, C, H, W) with H, W >= 2.
+    """
+    if images.ndim != 4 or min(images.shape[-2:]) < 2:
+        raise ValueError(f"images must have shape (B, C, H, W) with H, W >= 2, got {tuple(images.shape)}")
+    x = images.detach().float().clamp(-1, 1)
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]  # (B, C, H-1, W-1)
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]  # (B, C, H-1, W-1)
+    return float((dx ** 2 + dy ** 2).sqrt().mean())
+
+
+def diversity(feats) -> float:
+    """Mean Euclidean distance between all pairs of feature vectors (N, D), N >= 2: low when samples repeat."""
+    f = torch.as_tensor(np.asarray(feats), dtype=torch.float64)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"feats must have shape (N, D) with N >= 2, got {tuple(f.shape)}")
+    d = torch.cdist(f, f)  # (N, N), zero diagonal
+    n = f.shape[0]
+    return float(d.sum() / (n * (n - 1)))
 
 
 @contextmanager
