@@ -3,7 +3,18 @@ import math
 import pytest
 import torch
 
-from ardiff.pixelcnn import MaskedConv2d, PixelCNN, PlainPixelCNN, receptive_field
+from ardiff.metrics import bits_per_dim
+from ardiff.pixelcnn import MaskedConv2d, PixelCNN, PlainPixelCNN, from_pixels, receptive_field, to_pixels
+
+
+def test_pixel_conversions_are_inverse():
+    px = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    x = from_pixels(px)
+    assert x.dtype == torch.float32 and x.min() == -1 and x.max() == 1
+    assert torch.equal(to_pixels(x), px)
+    model = PixelCNN(8, (1,))
+    assert torch.allclose(model.bits_per_dim(px), bits_per_dim(model.nll(px), 256))
+    assert torch.allclose(model.bits_per_dim(px), torch.tensor([8.0]))  # untrained: uniform over 256 values
 
 
 def randomised(model, seed=0):

@@ -111,3 +111,12 @@ def test_bad_types_raise_type_error():
         NoiseSchedule.linear(10.5)
     with pytest.raises(TypeError, match="beta_start must be a real number"):
         NoiseSchedule.linear(10, "small", 0.02)
+
+
+def test_coefficients_are_copied_to_a_device_once():
+    s = NoiseSchedule.linear(10)
+    assert s.on("alphas_cumprod", "cpu") is s.alphas_cumprod            # the CPU needs no copy
+    a = s.on("alphas_cumprod", "meta")
+    assert a.device.type == "meta" and a.shape == (10,)
+    assert s.on("alphas_cumprod", "meta") is a                          # cached: no host copy per step
+    assert s.on("betas", "meta") is not a

@@ -95,6 +95,8 @@ def test_bad_config():
         TrainConfig(ema_decay=1.0)
     with pytest.raises(ValueError, match="data tensors must share their first dimension"):
         train(tiny(), (DATA, torch.zeros(3)), diffusion_loss, steps=1, **KW)
+    with pytest.raises(ValueError, match="data tensors must be on one device"):
+        train(tiny(), (DATA, torch.zeros(64, device="meta")), diffusion_loss, steps=1, **KW)
 
 
 def test_load_or_train_caches_by_config(tmp_path):

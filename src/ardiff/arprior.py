@@ -23,8 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .ddpm import _x0_from_eps, sample
-from .forward import _check_schedule, _gather, _q_sample, q_sample
+from .ddpm import _cached_mnist_ddpm, _noised, _x0_from_eps, sample
+from .forward import _check_schedule, _gather, q_sample
 from .schedules import NoiseSchedule
 
 __all__ = ["consistency_loss", "consistency_weight", "ar_partners", "blend_init", "truncated_init",
@@ -58,13 +58,10 @@ def consistency_loss(model, x0: torch.Tensor, x0_ar: torch.Tensor, schedule: Noi
     lam = _check_lam(lam)
     if x0_ar.shape != x0.shape:
         raise ValueError(f"x0_ar must have the shape of x0, {tuple(x0.shape)}; got {tuple(x0_ar.shape)}")
-    B = x0.shape[0]
-    t = torch.randint(0, schedule.T, (B,), device=x0.device, generator=generator)
-    eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-    x_t = _q_sample(x0, t, schedule, eps)
+    t, eps, x_t = _noised(x0, schedule, generator)                 # the draws of ddpm.loss, in its order
     pred = model(x_t, t).float()                                   # eps_theta(x_t, t)
     diffusion = F.mse_loss(pred, eps.float())                      # ||eps_theta - eps||^2
-    abar = _gather(schedule.alphas_cumprod, t, pred)               # \bar\alpha_t, (B, 1, 1, 1)
+    abar = _gather(schedule, "alphas_cumprod", t, pred)            # \bar\alpha_t, (B, 1, 1, 1)
     x0_hat = _x0_from_eps(x_t.float(), pred, abar)                 # (x_t - sqrt(1-abar) eps_theta) / sqrt(abar)
     ar = F.mse_loss(x0_hat, x0_ar.float())                         # ||x0_hat - x0_AR||^2
     return diffusion + lam * ar, diffusion, ar
@@ -79,7 +76,7 @@ def consistency_weight(schedule: NoiseSchedule, lam: float) -> torch.Tensor:
     """
     _check_schedule(schedule)
     lam = _check_lam(lam)
-    snr = schedule.alphas_cumprod.double() / (1 - schedule.alphas_cumprod.double())
+    snr = schedule.snr.double()
     return (lam / (snr + lam)).float() if lam > 0 else torch.zeros(schedule.T)
 
 
@@ -105,7 +102,7 @@ def ar_partners(pixelcnn, x0: torch.Tensor, pairing: str, keep_rows: int = 14, s
     Returns:
         (N, 1, H, W) float partners in [-1, 1], on the CPU.
     """
-    from .pixelcnn import to_pixels
+    from .pixelcnn import from_pixels, to_pixels
 
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
@@ -136,7 +133,7 @@ def ar_partners(pixelcnn, x0: torch.Tensor, pairing: str, keep_rows: int = 14, s
             keep = torch.zeros(xb.shape, dtype=torch.bool)
             keep[:, :, :keep_rows] = True                                # (n, 1, H, W): top rows kept
             px = pixelcnn.sample(x_init=to_pixels(xb), mask=keep, generator=gen)
-        out.append((px.float().cpu() / 127.5) - 1)                       # 0..255 -> [-1, 1]
+        out.append(from_pixels(px).cpu())
     return torch.cat(out)
 
 
@@ -189,35 +186,12 @@ def mnist_ar_ddpm(unet: dict, steps: int, batch_size: int, lr: float, lam: float
     Returns:
         ``(model, schedule, info)`` like ``mnist_ddpm``; ``info["seconds"]`` is the training time.
     """
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .train import train
-    from .unet import UNet
-
     lam = _check_lam(lam)
     if lam == 0:
         raise ValueError("lam must be > 0 for method 1 (lam = 0 is the baseline: use ardiff.ddpm.mnist_ddpm)")
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    schedule = NoiseSchedule.linear(T, 1e-4, 0.02)
     digest = hashlib.sha256(partners.float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-    config = {"model": "UNet", "unet": unet, "schedule": ["linear", T, 1e-4, 0.02], "steps": steps,
-              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995,
-              "lam": lam, "pairing": pairing, "partners_sha256": digest}
-
-    def build():
-        torch.manual_seed(seed)
-        return UNet(**unet)
-
-    def fit(model, path):
-        x, _ = load_mnist("train", limit=train_limit)
-        if partners.shape != x.shape:
-            raise ValueError(f"partners must have the shape of the training images, {tuple(x.shape)}; "
-                             f"got {tuple(partners.shape)}")
-        r = train(model, (x, partners), lambda m, b, g: consistency_loss(m, b[0], b[1], schedule, lam, g)[0],
-                  steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
-                  checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True, progress=verbose)
-        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
-
-    model, info = load_or_train("ddpm-mnist-arloss", config, build, fit, verbose=verbose)
-    return model, schedule, info
+    return _cached_mnist_ddpm("ddpm-mnist-arloss", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose,
+                              objective=lambda m, b, s, g: consistency_loss(m, b[0], b[1], s, lam, g)[0],
+                              paired=partners, extra_config={"lam": lam, "pairing": pairing, "partners_sha256": digest})

@@ -31,19 +31,26 @@ def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Gene
         the scalar mean squared error.
     """
     _check_schedule(schedule)
-    B = x0.shape[0]
-    t = torch.randint(0, schedule.T, (B,), device=x0.device, generator=generator)
-    eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-    x_t = _q_sample(x0, t, schedule, eps)  # t is in range by construction: no validation, no GPU sync per step
+    t, eps, x_t = _noised(x0, schedule, generator)
     pred = model(x_t, t) if y is None else model(x_t, t, y)
     return F.mse_loss(pred.float(), eps.float())
+
+
+def _noised(x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None):
+    """Algorithm 1's draws: t uniform on {0..T-1}, then ε ~ N(0, I), then x_t; returns ``(t, eps, x_t)``.
+
+    Every training objective draws through here, in this order, so objectives share their randomness.
+    """
+    t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device, generator=generator)
+    eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    return t, eps, _q_sample(x0, t, schedule, eps)  # t is in range by construction: no validation, no GPU sync
 
 
 def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, t, schedule: NoiseSchedule) -> torch.Tensor:
     r""":math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon) / \sqrt{\bar\alpha_t}` (Ho et al. 2020, eq. 15)."""
     _check_schedule(schedule)
     t = _timesteps(t, x_t.shape[0], schedule.T, x_t.device)
-    return _x0_from_eps(x_t, eps, _gather(schedule.alphas_cumprod, t, x_t))
+    return _x0_from_eps(x_t, eps, _gather(schedule, "alphas_cumprod", t, x_t))
 
 
 def _x0_from_eps(x_t, eps, abar):
@@ -95,9 +102,10 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: NoiseSc
         raise ValueError(f"t_prev must be an int or a ({B},) tensor")
     elif (t_prev < -1).any() or (t_prev >= t).any():
         raise ValueError("t_prev must be in [-1, t - 1]")
-    abar_t = _gather(schedule.alphas_cumprod, t, x_t)
-    abar_full = torch.cat([schedule.alphas_cumprod.new_ones(1), schedule.alphas_cumprod])  # index 0 is t = -1
-    abar_prev = _gather(abar_full, t_prev.to(x_t.device) + 1, x_t)
+    abar_t = _gather(schedule, "alphas_cumprod", t, x_t)
+    t_prev = t_prev.to(x_t.device)
+    abar_prev = _gather(schedule, "alphas_cumprod", t_prev.clamp(min=0), x_t)
+    abar_prev = torch.where((t_prev < 0).view(-1, *([1] * (x_t.ndim - 1))), 1.0, abar_prev)  # \bar\alpha_{-1} = 1
     # 1. predicted x_0, formula (12) of Song et al.
     x0_hat = _x0_from_eps(x_t, eps, abar_t)
     if clip_x0:
@@ -202,6 +210,18 @@ def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: 
         ``(model, schedule, info)``: the EMA weights in eval mode, the schedule, and ``info`` from
         :func:`~ardiff.checkpoints.load_or_train` (``history``, ``seconds``, ``images_per_second``...).
     """
+    return _cached_mnist_ddpm("ddpm-mnist", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose)
+
+
+def _cached_mnist_ddpm(name: str, unet: dict, steps: int, batch_size: int, lr: float, train_limit, T: int, seed: int,
+                       compile: bool, verbose: bool, objective=None, paired=None, extra_config=None):
+    """Train (or load) the MNIST DDPM under ``name``; variants change only the objective.
+
+    Args:
+        objective: ``(model, batch, schedule, generator) -> loss``; default the ε-loss on ``batch[0]``.
+        paired: an optional (N, ...) tensor given with the training images, ``batch = (x0, paired[idx])``.
+        extra_config: what else determines the weights (joins the cache key).
+    """
     from .checkpoints import load_or_train
     from .data import load_mnist
     from .train import train
@@ -209,7 +229,11 @@ def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: 
 
     schedule = NoiseSchedule.linear(T, 1e-4, 0.02)
     config = {"model": "UNet", "unet": unet, "schedule": ["linear", T, 1e-4, 0.02], "steps": steps,
-              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995}
+              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995,
+              **(extra_config or {})}
+    if objective is None:
+        def objective(m, batch, s, g):
+            return loss(m, batch[0], s, generator=g)
 
     def build():
         torch.manual_seed(seed)
@@ -217,10 +241,12 @@ def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: 
 
     def fit(model, path):
         x, _ = load_mnist("train", limit=train_limit)
-        r = train(model, x, lambda m, batch, g: loss(m, batch[0], schedule, generator=g), steps=steps,
-                  batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
+        if paired is not None and paired.shape[0] != x.shape[0]:
+            raise ValueError(f"paired must hold one entry per training image ({x.shape[0]}), got {paired.shape[0]}")
+        r = train(model, x if paired is None else (x, paired), lambda m, batch, g: objective(m, batch, schedule, g),
+                  steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
                   checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True, progress=verbose)
         return {"seconds": r.seconds, "images_per_second": r.images_per_second}
 
-    model, info = load_or_train("ddpm-mnist", config, build, fit, verbose=verbose)
+    model, info = load_or_train(name, config, build, fit, verbose=verbose)
     return model, schedule, info

@@ -53,9 +53,9 @@ def _timesteps(t, batch: int, T: int, device) -> torch.Tensor:
     return t.to(device=device, dtype=torch.long)
 
 
-def _gather(coef: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """coef[t] reshaped to (B, 1, 1, ...) so that it broadcasts against ``like``."""
-    out = coef.to(like.device)[t].to(like.dtype)  # (B,)
+def _gather(schedule: NoiseSchedule, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``schedule.<name>[t]`` reshaped to (B, 1, 1, ...) so that it broadcasts against ``like``."""
+    out = schedule.on(name, like.device)[t].to(like.dtype)  # (B,); the schedule is cached on the device
     return out.view(-1, *([1] * (like.ndim - 1)))  # (B, 1, ..., 1)
 
 
@@ -79,7 +79,7 @@ def _prepare(name: str, x: torch.Tensor, t, schedule, noise, generator):
 
 def _q_sample(x0: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, eps: torch.Tensor) -> torch.Tensor:
     """The closed form without validation, for callers whose t is valid by construction (no GPU sync)."""
-    abar = _gather(schedule.alphas_cumprod, t, x0)  # \bar\alpha_t, (B, 1, ...)
+    abar = _gather(schedule, "alphas_cumprod", t, x0)  # \bar\alpha_t, (B, 1, ...)
     # x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon
     return abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
 
@@ -120,7 +120,7 @@ def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor
         x_t, same shape and dtype as ``x_prev``.
     """
     t, eps = _prepare("x_prev", x_prev, t, schedule, noise, generator)
-    beta = _gather(schedule.betas, t, x_prev)  # \beta_t, (B, 1, ...)
+    beta = _gather(schedule, "betas", t, x_prev)  # \beta_t, (B, 1, ...)
     # x_t = \sqrt{1 - \beta_t} x_{t-1} + \sqrt{\beta_t} \epsilon
     return (1.0 - beta).sqrt() * x_prev + beta.sqrt() * eps
 
@@ -148,8 +148,8 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule: NoiseSchedule
     if x_t.shape != x0.shape:
         raise ValueError(f"x_t must have the shape of x0, {tuple(x0.shape)}; got {tuple(x_t.shape)}")
     t = _timesteps(t, x0.shape[0], schedule.T, x0.device)
-    coef1 = _gather(schedule.posterior_mean_coef1, t, x0)
-    coef2 = _gather(schedule.posterior_mean_coef2, t, x0)
+    coef1 = _gather(schedule, "posterior_mean_coef1", t, x0)
+    coef2 = _gather(schedule, "posterior_mean_coef2", t, x0)
     mean = coef1 * x0 + coef2 * x_t.to(x0.dtype)  # \tilde\mu_t(x_t, x_0)
-    variance = _gather(schedule.posterior_variance, t, x0)  # \tilde\beta_t
+    variance = _gather(schedule, "posterior_variance", t, x0)  # \tilde\beta_t
     return mean, variance

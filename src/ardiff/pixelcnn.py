@@ -14,13 +14,14 @@ Images are uint8 values 0..255 as integer tensors (B, 1, H, W); one channel (MNI
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["MaskedConv2d", "PlainPixelCNN", "PixelCNN", "GatedLayer", "receptive_field", "to_pixels", "mnist_pixelcnn"]
+from .metrics import bits_per_dim
+
+__all__ = ["MaskedConv2d", "PlainPixelCNN", "PixelCNN", "GatedLayer", "receptive_field", "to_pixels", "from_pixels",
+           "mnist_pixelcnn"]
 
 
 def _check_pixels(x: torch.Tensor) -> None:
@@ -33,8 +34,10 @@ def _check_pixels(x: torch.Tensor) -> None:
         raise ValueError(f"x must hold pixel values in [0, 255], got [{int(x.min())}, {int(x.max())}]")
 
 
-def _to_input(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 127.5 - 1.0  # 0..255 -> [-1, 1]
+def from_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Pixels 0..255 (any integer dtype) -> float images in [-1, 1]: the data loaders' scaling, the inverse of
+    :func:`to_pixels`."""
+    return x.float() / 127.5 - 1.0
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -74,7 +77,7 @@ class PlainPixelCNN(nn.Module):
 
     def forward(self, x):
         _check_pixels(x)
-        return self.net(_to_input(x))
+        return self.net(from_pixels(x))
 
     def net(self, h: torch.Tensor) -> torch.Tensor:
         """The network on float input in [-1, 1] (differentiable in the input): (B, 256, 1, H, W)."""
@@ -154,7 +157,7 @@ class PixelCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_pixels(x)
-        return self.net(_to_input(x))
+        return self.net(from_pixels(x))
 
     def net(self, inp: torch.Tensor) -> torch.Tensor:
         """The network on float input in [-1, 1] (differentiable in the input): (B, 256, 1, H, W)."""
@@ -172,7 +175,7 @@ class PixelCNN(nn.Module):
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`-\\log_2 p(x) / D`, (B,)."""
-        return self.nll(x) / (x[0].numel() * math.log(2))
+        return bits_per_dim(self.nll(x), x[0].numel())
 
     # ---------------------------------------------------------------- sampling
     @torch.no_grad()
@@ -240,9 +243,9 @@ class PixelCNN(nn.Module):
                 # x was validated above: call the network directly (forward() would re-check every pixel)
                 if fast:  # the rows above within reach, the columns within reach on either side
                     r0, c0, c1 = max(0, i - r), max(0, j - r), min(W, j + r + 1)
-                    logits = self.net(_to_input(x[:, :, r0:i + 1, c0:c1]))[:, :, 0, i - r0, j - c0]  # (n, 256)
+                    logits = self.net(from_pixels(x[:, :, r0:i + 1, c0:c1]))[:, :, 0, i - r0, j - c0]  # (n, 256)
                 else:
-                    logits = self.net(_to_input(x))[:, :, 0, i, j]
+                    logits = self.net(from_pixels(x))[:, :, 0, i, j]
                 cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(1)  # (n, 256)
                 value = torch.searchsorted(cdf, uniforms[:, 0, i, j, None].contiguous()).clamp(max=255)[:, 0]
                 x[:, 0, i, j] = torch.where(todo, value, x[:, 0, i, j])

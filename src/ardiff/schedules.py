@@ -120,6 +120,21 @@ class NoiseSchedule:
         set_(self, "posterior_variance", post_var.to(**f32))
         set_(self, "posterior_mean_coef1", coef1.to(**f32))
         set_(self, "posterior_mean_coef2", coef2.to(**f32))
+        set_(self, "_device_copies", {})
+
+    def on(self, name: str, device) -> torch.Tensor:
+        """The (T,) coefficient ``name`` (e.g. ``"alphas_cumprod"``) on ``device``.
+
+        Copied there once and cached: a training or sampling loop that gathers coefficients at every
+        step never copies the schedule from the host again (each such copy would wait for the GPU).
+        """
+        device = torch.device(device)
+        if device.type == "cpu":
+            return getattr(self, name)
+        key = (name, str(device))
+        if key not in self._device_copies:
+            self._device_copies[key] = getattr(self, name).to(device)
+        return self._device_copies[key]
 
     def __repr__(self) -> str:
         return (f"NoiseSchedule({self.name}, T={self.T}, beta: {self.betas[0]:.3g} -> {self.betas[-1]:.3g}, "

@@ -38,11 +38,14 @@ def _as_4d(images) -> torch.Tensor:
     return x.double()
 
 
+def _power(x: torch.Tensor) -> torch.Tensor:
+    H, W = x.shape[-2:]
+    return torch.fft.fft2(x).abs() ** 2 / (H * W)  # |FFT_2(x)|^2 / (HW)
+
+
 def power_spectrum(images) -> torch.Tensor:
     r""":math:`P(k) = |\mathrm{FFT}_2(x)(k)|^2 / (HW)`, unshifted, same shape as the input (float64)."""
-    x = _as_4d(images)
-    H, W = x.shape[-2:]
-    return (torch.fft.fft2(x).abs() ** 2 / (H * W)).reshape(torch.as_tensor(images).shape)
+    return _power(_as_4d(images)).reshape(torch.as_tensor(images).shape)
 
 
 def rapsd(images) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +59,7 @@ def rapsd(images) -> tuple[torch.Tensor, torch.Tensor]:
     """
     x = _as_4d(images)
     H, W = x.shape[-2:]
-    p = (torch.fft.fft2(x).abs() ** 2 / (H * W)).mean(dim=(0, 1))  # (H, W): averaged over batch, channels
+    p = _power(x).mean(dim=(0, 1))                                  # (H, W): averaged over batch, channels
     fy, fx = torch.fft.fftfreq(H, dtype=torch.float64), torch.fft.fftfreq(W, dtype=torch.float64)
     r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)            # (H, W) radial frequency
     n = min(H, W)

@@ -92,6 +92,8 @@ def _as_tuple(data):
     n = data[0].shape[0]
     if any(d.shape[0] != n for d in data):
         raise ValueError(f"data tensors must share their first dimension, got {[tuple(d.shape) for d in data]}")
+    if len({d.device for d in data}) > 1:
+        raise ValueError(f"data tensors must be on one device, got {[str(d.device) for d in data]}")
     return tuple(data), n
 
 
@@ -128,7 +130,8 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **opt_kwargs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / max(1, config.warmup_steps)))
     ema = copy.deepcopy(model).eval().requires_grad_(False) if config.ema_decay > 0 else None
-    index_gen = torch.Generator().manual_seed(config.seed)                   # which examples, on the CPU
+    data_device = data[0].device
+    index_gen = torch.Generator(data_device).manual_seed(config.seed)        # which examples, where the data is
     noise_gen = torch.Generator(device).manual_seed(config.seed + 1)         # the loss's randomness
     step, history = 0, []
 
@@ -163,8 +166,8 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
     start, first_step, last_sync = time.perf_counter(), step, step
     model.train()
     while step < config.steps:
-        idx = torch.randint(0, n, (config.batch_size,), generator=index_gen)
-        batch = tuple(d[idx.to(d.device)].to(device, non_blocking=True) for d in data)
+        idx = torch.randint(0, n, (config.batch_size,), generator=index_gen, device=data_device)  # no host copy
+        batch = tuple(d[idx].to(device, non_blocking=True) for d in data)
         if cuda and is_image_model:
             batch = tuple(b.contiguous(memory_format=torch.channels_last) if b.ndim == 4 else b for b in batch)
         with autocast:
