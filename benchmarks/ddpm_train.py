@@ -19,10 +19,11 @@ import torch
 
 from ardiff import NoiseSchedule, ddpm
 from ardiff.data import load_mnist
-from ardiff.metrics import FidMnist, mnist_classifier
-from ardiff.profiles import get_profile, pick_device
-from ardiff.train import train
+from ardiff.metrics import FidMnist
+from ardiff.profiles import get_profile
+from ardiff.train import pick_device, train
 from ardiff.unet import UNet
+from ardiff.zoo import mnist_classifier
 
 
 def score(model, schedule, fid, device):

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ardiff.data import load_mnist
 from ardiff.metrics import timer
 from ardiff.pixelcnn import PixelCNN, to_pixels
-from ardiff.profiles import get_profile, pick_device
-from ardiff.train import train
+from ardiff.profiles import get_profile
+from ardiff.train import pick_device, train
 
 
 @torch.no_grad()

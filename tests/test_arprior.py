@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from ardiff import NoiseSchedule
-from ardiff.arprior import (ar_partners, blend_init, consistency_loss, consistency_weight, mnist_ar_ddpm,
-                            sample_from_ar, truncated_init)
+from ardiff.arprior import (ar_partners, blend_init, consistency_loss, consistency_weight, sample_from_ar,
+                            truncated_init)
 from ardiff.ddpm import loss as ddpm_loss
 from ardiff.metrics import diversity, sharpness
 from ardiff.pixelcnn import PixelCNN, to_pixels
 from ardiff.train import train
 from ardiff.unet import UNet
+from ardiff.zoo import mnist_ar_ddpm
 
 
 class Recorder(torch.nn.Module):

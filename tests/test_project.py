@@ -76,3 +76,14 @@ def test_import_ardiff_does_not_pull_in_plotting():
 
     code = "import sys, ardiff; print(any(m in sys.modules for m in ('matplotlib', 'ipywidgets', 'ardiff.widgets')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_image_grid_frames_every_tile():
+    import torch
+    from ardiff.plot import image_grid
+
+    white = torch.ones(3, 1, 4, 4)  # blank white samples must not merge into a white page
+    g = image_grid(white, nrow=2)
+    assert g.shape == (2 * 5 + 1, 2 * 5 + 1)
+    assert (g[0] == 0.5).all() and (g[:, 0] == 0.5).all() and (g[1:5, 1:5] == 1).all()
+    assert (g[6:10, 6:10] == 0.5).all()  # the empty fourth slot stays frame-grey

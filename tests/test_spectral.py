@@ -42,7 +42,8 @@ def test_input_shapes_agree():
     f1, p1 = rapsd(x)
     f2, p2 = rapsd(x[:, None])
     f3, p3 = rapsd(x[0])
-    torch.testing.assert_close(p1, p2) and torch.testing.assert_close(f1, f3)
+    torch.testing.assert_close(p1, p2)
+    torch.testing.assert_close(f1, f3)
     assert p3.shape == p1.shape
 
 

@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 import torch
 
@@ -84,7 +86,7 @@ def test_checkpoints_load_with_weights_only(tmp_path, monkeypatch):
     assert calls == [True]
     # a checkpoint that smuggles in an arbitrary object is refused
     torch.save({"model": {}, "evil": TrainConfig()}, tmp_path / "evil.pt")
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         load_checkpoint(tmp_path / "evil.pt")
 
 

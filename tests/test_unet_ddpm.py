@@ -152,3 +152,50 @@ def test_loss_of_zero_predictor_is_one():
             return torch.zeros_like(x)
     g = torch.Generator().manual_seed(0)
     assert ddpm.loss(Zero(), torch.zeros(512, 1, 8, 8), S, generator=g).item() == pytest.approx(1.0, abs=0.02)
+
+
+class GaussianEpsilon(torch.nn.Module):
+    r"""The exact noise predictor for data x0 ~ N(mu, s^2) per pixel: with x_t = a x0 + b eps,
+    :math:`E[\varepsilon \mid x_t] = b\,(x_t - a\mu) / (a^2 s^2 + b^2)`."""
+
+    def __init__(self, schedule, mu, s):
+        super().__init__()
+        self.abar, self.mu, self.s = schedule.alphas_cumprod.double(), mu, s
+        self.dummy = torch.nn.Parameter(torch.zeros(()))  # gives the sampler a device
+
+    def forward(self, x, t):
+        abar = self.abar[t].view(-1, 1, 1, 1)
+        a, b = abar.sqrt(), (1 - abar).sqrt()
+        return (b * (x.double() - a * self.mu) / (a ** 2 * self.s ** 2 + b ** 2)).float()
+
+
+def test_ancestral_sampler_recovers_gaussian_data_with_the_exact_noise_predictor():
+    """End to end: 1000 ancestral steps with the exact eps for N(mu, s^2) data return that distribution."""
+    sched = NoiseSchedule.linear(1000)
+    mu, s = 0.3, 0.5
+    g = torch.Generator().manual_seed(0)
+    x = ddpm.sample(GaussianEpsilon(sched, mu, s), sched, (4000, 1, 2, 2), method="ddpm", generator=g)
+    assert x.mean().item() == pytest.approx(mu, abs=0.02)  # SE of the mean: 0.5 / sqrt(16000) = 0.004
+    assert x.std().item() == pytest.approx(s, rel=0.03)
+
+
+@pytest.mark.parametrize("steps", [10, 50])
+def test_ddim_matches_its_closed_form_on_gaussian_data(steps):
+    """For Gaussian data DDIM is linear: each step maps x - a mu to k (x - a mu), with
+    k = (a' a s^2 + b' b) / (a^2 s^2 + b^2) (a = sqrt(abar_t), b = sqrt(1 - abar_t), primes at t_prev).
+    The samples' mean and std must follow that recursion from x_T ~ N(0, 1); few steps shrink the std."""
+    sched = NoiseSchedule.linear(1000)
+    mu, s = 0.3, 0.5
+    abar = sched.alphas_cumprod.double()
+    seq = ddpm.timestep_sequence(999, steps) + [-1]
+    mean, std = 0.0, 1.0
+    for t, tp in zip(seq[:-1], seq[1:]):
+        a, b = abar[t].sqrt(), (1 - abar[t]).sqrt()
+        a2, b2 = (abar[tp].sqrt(), (1 - abar[tp]).sqrt()) if tp >= 0 else (1.0, 0.0)
+        k = (a2 * a * s ** 2 + b2 * b) / (a ** 2 * s ** 2 + b ** 2)
+        mean, std = float(a2 * mu + k * (mean - a * mu)), float(k * std)
+    g = torch.Generator().manual_seed(0)
+    x = ddpm.sample(GaussianEpsilon(sched, mu, s), sched, (4000, 1, 2, 2), steps=steps, method="ddim", generator=g)
+    assert x.mean().item() == pytest.approx(mean, abs=0.015)  # 4 standard errors
+    assert x.std().item() == pytest.approx(std, rel=0.025)
+    assert std < s  # the discretisation loses variance

@@ -17,18 +17,17 @@ r"""Autoregressive priors for diffusion: the two methods of Li (2025) and a prin
 """
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
 import torch.nn.functional as F
 
-from .ddpm import _cached_mnist_ddpm, _noised, _x0_from_eps, sample
+from .ddpm import _noised, _x0_from_eps, sample
 from .forward import _check_schedule, _gather, q_sample
 from .schedules import NoiseSchedule
 
 __all__ = ["consistency_loss", "consistency_weight", "ar_partners", "blend_init", "truncated_init",
-           "sample_from_ar", "mnist_ar_ddpm", "PAIRINGS"]
+           "sample_from_ar", "PAIRINGS"]
 
 PAIRINGS = ("sample", "completion")
 
@@ -172,26 +171,3 @@ def sample_from_ar(model, schedule: NoiseSchedule, x_ar: torch.Tensor, t_start: 
     x_start = truncated_init(x_ar, t_start, schedule, noise)
     return sample(model, schedule, tuple(x_ar.shape), steps=steps, method=method, eta=eta, x_T=x_start,
                   t_start=t_start, generator=generator)
-
-
-def mnist_ar_ddpm(unet: dict, steps: int, batch_size: int, lr: float, lam: float, pairing: str,
-                  partners: torch.Tensor, train_limit: int | None = None, T: int = 1000, seed: int = 0,
-                  compile: bool = False, verbose: bool = True):
-    """Method 1 on MNIST: the book's DDPM (:func:`~ardiff.ddpm.mnist_ddpm`) trained with the consistency loss.
-
-    Same data, seed, schedule and budget as the baseline; ``partners[i]`` is the AR partner of training
-    image i. The model cache key holds the SHA-256 of ``partners``, so other partners never load a
-    stale model. ``lam=0`` is rejected: that model is the baseline, get it from ``mnist_ddpm``.
-
-    Returns:
-        ``(model, schedule, info)`` like ``mnist_ddpm``; ``info["seconds"]`` is the training time.
-    """
-    lam = _check_lam(lam)
-    if lam == 0:
-        raise ValueError("lam must be > 0 for method 1 (lam = 0 is the baseline: use ardiff.ddpm.mnist_ddpm)")
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    digest = hashlib.sha256(partners.float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-    return _cached_mnist_ddpm("ddpm-mnist-arloss", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose,
-                              objective=lambda m, b, s, g: consistency_loss(m, b[0], b[1], s, lam, g)[0],
-                              paired=partners, extra_config={"lam": lam, "pairing": pairing, "partners_sha256": digest})

@@ -1,4 +1,8 @@
-"""Command line: ``python -m ardiff run-lessons [NOTEBOOK ...] [--missing-only] [--out DIR]``.
+"""Command line: ``python -m ardiff {train NAME, models, run-lessons}``.
+
+``train NAME`` trains a zoo recipe (progress bar, checkpoints to the cache, resumes after an
+interruption), measures its headline metric and writes the weights file and its card.
+``models`` prints the zoo's table: every recipe, its shipped weights and their metrics.
 
 ``run-lessons`` executes lesson notebooks top to bottom in a fresh kernel (nbclient), stores the
 outputs and widget state, and records in the notebook's metadata the profile and device it ran with
@@ -32,7 +36,8 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
 
     import torch
 
-    from .profiles import get_profile, pick_device
+    from .profiles import get_profile
+    from .train import pick_device
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -61,15 +66,136 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
     return {"path": str(out_path), **info}
 
 
+def _metric_words(metric: dict | None) -> str:
+    if not metric:
+        return "-"
+    if metric["kind"] == "fid":
+        return (f"FID {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}; "
+                f"floor {metric['floor']:.1f}, noise {metric['noise']:.0f})")
+    if metric["kind"] == "bpd":
+        return f"{metric['value']:.4f} bits/dim on {metric['n']} test digits"
+    return f"test accuracy {100 * metric['value']:.2f}% (n={metric['n']})"
+
+
+def models_table() -> str:
+    """One line per recipe: name, recipe hash, shipped or not, training time, size, metric."""
+    from . import zoo
+
+    rows = [("name", "recipe", "weights", "trained", "size", "metric")]
+    for name in zoo.names():
+        r = zoo.recipe(name)
+        try:
+            c = zoo.card(name)
+        except ValueError:
+            c = None
+        shipped = zoo.weights_path(name).is_file() and c is not None
+        if c is None:
+            rows.append((name, r.hash, "not shipped", f"~{r.minutes:.0f} min (estimate)", "-", "-"))
+            continue
+        stale = "" if c["recipe_hash"] == r.hash else " (STALE: recipe changed)"
+        rows.append((name, r.hash, ("shipped" if shipped else "missing file") + stale,
+                     f"{c['seconds'] / 60:.0f} min, {c['device']}", f"{c['bytes'] / 1e6:.1f} MB",
+                     _metric_words(c.get("metric"))))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def models_page(folder) -> Path:
+    """Write the book's Models page, ``folder/models.md``, and a loss curve per shipped model
+    (``folder/models/NAME-loss.png``), all from the manifest. Returns the page's path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import zoo
+
+    folder = Path(folder)
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    lines = ["# The trained models", "",
+             "Every model the lessons measure was trained once, by a recipe in `ardiff.zoo`, on the project's "
+             "2-core CPU, and ships inside the package with its SHA-256. `zoo.load(name)` checks the checksum "
+             "and the recipe hash before it uses a file. This page is generated from "
+             "`src/ardiff/weights/manifest.json` by `python -m ardiff models --book book`.", ""]
+    for name in zoo.names():
+        r = zoo.recipe(name)
+        try:
+            c = zoo.card(name)
+        except ValueError:
+            lines += [f"## `{name}`", "", f"{r.summary}. Not shipped yet: "
+                      f"`python -m ardiff train {name}` trains it (about {r.minutes:.0f} minutes on 2 CPU cores).", ""]
+            continue
+        fig, ax = plt.subplots(figsize=(5, 2.6))
+        steps, losses = zip(*c["history"])
+        ax.plot(steps, losses, color="C0")
+        ax.set(xlabel="training step", ylabel="loss (mean over the logging window)", yscale="log", title=name)
+        fig.tight_layout()
+        fig.savefig(folder / "models" / f"{name}-loss.png", dpi=80, metadata={"Software": None})
+        plt.close(fig)
+        t = c["recipe"]["train"]
+        lines += [f"## `{name}`", "", f"{r.summary}.", "",
+                  "| | |", "|---|---|",
+                  f"| headline metric | {_metric_words(c['metric'])} |",
+                  f"| parameters | {c['parameters']:,} |",
+                  f"| training | {c['steps']:,} steps of batch {t['batch_size']}, lr {t['lr']:g} ({t['lr_schedule']}, "
+                  f"{t['warmup_steps']} warm-up steps), EMA {t['ema_decay']:g}, seed {t['seed']} |",
+                  f"| data | {c['recipe']['data']['dataset']} {c['recipe']['data']['split']}"
+                  f"{'' if c['recipe']['data']['limit'] is None else ' (first ' + str(c['recipe']['data']['limit']) + ')'}; "
+                  f"{c['recipe']['data']['source']} |",
+                  f"| training time | {c['seconds'] / 60:.1f} min on {c['device']}, torch {c['torch']}, {c['date']} |",
+                  f"| final loss | {c['final_loss']:.4f} |",
+                  f"| file | `ardiff/weights/{c['file']}`, {c['bytes'] / 1e6:.2f} MB, fp32 EMA weights |",
+                  f"| sha256 | `{c['sha256']}` |",
+                  f"| recipe hash | `{c['recipe_hash']}` |",
+                  f"| retrain | `{c['command']}` |", "",
+                  f"![loss curve of {name}](models/{name}-loss.png)", ""]
+    page = folder / "models.md"
+    page.write_text("\n".join(lines))
+    return page
+
+
+def train_command(name: str, device=None, out=None) -> dict:
+    """Train a recipe (resuming), measure its metric, write its weights and card; returns the card."""
+    from . import zoo
+
+    r = zoo.recipe(name)
+    print(f"{name}: recipe {r.hash}, {r.train.steps} steps of batch {r.train.batch_size} "
+          f"(about {r.minutes:.0f} minutes on a 2-core CPU); checkpoints in {zoo._cache_path(r)}", flush=True)
+    model, info = zoo.train_recipe(r, device=device)
+    print(f"{name}: trained in {info['seconds'] / 60:.1f} min on {info['device']}, final loss {info['final_loss']:.4f}; "
+          "measuring its metric ...", flush=True)
+    metric = zoo.evaluate(r, model)
+    entry = zoo.ship(name, model, info, metric, root=out)
+    print(f"{name}: {_metric_words(metric)}; wrote {entry['file']} ({entry['bytes'] / 1e6:.2f} MB, "
+          f"sha256 {entry['sha256'][:16]}...) and its card", flush=True)
+    return entry
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ardiff")
     sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train a zoo recipe (resumable) and write its weights and model card")
+    tr.add_argument("name", help="a recipe name (see `python -m ardiff models`)")
+    tr.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
+    tr.add_argument("--out", type=Path, help="folder for the weights and manifest (default: the package's weights/)")
+    mo = sub.add_parser("models", help="the zoo: recipes, shipped weights and their metrics")
+    mo.add_argument("--book", type=Path, help="also write the book's Models page (models.md) into this folder")
     run = sub.add_parser("run-lessons", help="execute lesson notebooks and store their outputs")
     run.add_argument("notebooks", nargs="*", type=Path, help="default: lessons/*.ipynb")
     run.add_argument("--missing-only", action="store_true", help="only notebooks with no stored outputs")
     run.add_argument("--out", type=Path, help="write executed copies to this folder instead of in place")
     run.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     args = parser.parse_args(argv)
+    if args.command == "train":
+        from . import zoo
+        if args.name not in zoo.names():
+            parser.error(f"unknown model {args.name!r}; choose from {', '.join(zoo.names())}")
+        train_command(args.name, args.device, args.out)
+        return 0
+    if args.command == "models":
+        print(models_table())
+        if args.book:
+            print(f"wrote {models_page(args.book)}")
+        return 0
 
     import nbformat
 

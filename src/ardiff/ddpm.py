@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .forward import _check_schedule, _gather, _q_sample, _timesteps, q_posterior
 from .schedules import NoiseSchedule
 
-__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "mnist_ddpm"]
+__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence"]
 
 
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
@@ -198,55 +198,3 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
                           generator=generator, clip_x0=clip_x0)
     model.train(was_training)
     return (x, traj) if return_trajectory else x
-
-
-def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
-               T: int = 1000, seed: int = 0, compile: bool = False, verbose: bool = True):
-    """The book's MNIST DDPM (linear schedule 1e-4 -> 0.02): trained once per configuration, then cached.
-
-    Lesson 02 trains it; later lessons call this with the same arguments and get the cached model.
-
-    Returns:
-        ``(model, schedule, info)``: the EMA weights in eval mode, the schedule, and ``info`` from
-        :func:`~ardiff.checkpoints.load_or_train` (``history``, ``seconds``, ``images_per_second``...).
-    """
-    return _cached_mnist_ddpm("ddpm-mnist", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose)
-
-
-def _cached_mnist_ddpm(name: str, unet: dict, steps: int, batch_size: int, lr: float, train_limit, T: int, seed: int,
-                       compile: bool, verbose: bool, objective=None, paired=None, extra_config=None):
-    """Train (or load) the MNIST DDPM under ``name``; variants change only the objective.
-
-    Args:
-        objective: ``(model, batch, schedule, generator) -> loss``; default the ε-loss on ``batch[0]``.
-        paired: an optional (N, ...) tensor given with the training images, ``batch = (x0, paired[idx])``.
-        extra_config: what else determines the weights (joins the cache key).
-    """
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .train import train
-    from .unet import UNet
-
-    schedule = NoiseSchedule.linear(T, 1e-4, 0.02)
-    config = {"model": "UNet", "unet": unet, "schedule": ["linear", T, 1e-4, 0.02], "steps": steps,
-              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995,
-              **(extra_config or {})}
-    if objective is None:
-        def objective(m, batch, s, g):
-            return loss(m, batch[0], s, generator=g)
-
-    def build():
-        torch.manual_seed(seed)
-        return UNet(**unet)
-
-    def fit(model, path):
-        x, _ = load_mnist("train", limit=train_limit)
-        if paired is not None and paired.shape[0] != x.shape[0]:
-            raise ValueError(f"paired must hold one entry per training image ({x.shape[0]}), got {paired.shape[0]}")
-        r = train(model, x if paired is None else (x, paired), lambda m, batch, g: objective(m, batch, schedule, g),
-                  steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
-                  checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True, progress=verbose)
-        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
-
-    model, info = load_or_train(name, config, build, fit, verbose=verbose)
-    return model, schedule, info

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["MnistClassifier", "mnist_classifier", "features", "frechet_distance", "fid",
+__all__ = ["MnistClassifier", "accuracy", "features", "frechet_distance", "fid",
            "FidMnist", "bits_per_dim", "sharpness", "diversity", "timer"]
 
 
@@ -46,39 +46,6 @@ class MnistClassifier(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x))
-
-
-def _classifier_loss(model, batch, generator):
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
-
-def mnist_classifier(steps: int = 3000, batch_size: int = 256, train_limit: int | None = None, seed: int = 0,
-                     verbose: bool = True):
-    """The fixed feature network of FID-MNIST: trained once per configuration and cached.
-
-    Returns ``(model, info)`` with ``info["test_accuracy"]`` measured on the 10,000 test digits.
-    """
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .train import train
-
-    config = {"model": "MnistClassifier", "width": 32, "feature_dim": 128, "steps": steps,
-              "batch_size": batch_size, "train_limit": train_limit, "seed": seed, "lr": 2e-3}
-
-    def build():
-        torch.manual_seed(seed)
-        return MnistClassifier()
-
-    def fit(model, path):
-        x, y = load_mnist("train", limit=train_limit)
-        result = train(model, (x, y), _classifier_loss, steps=steps, batch_size=batch_size, lr=2e-3,
-                       ema_decay=0.0, warmup_steps=50, seed=seed, checkpoint_path=path, resume=True,
-                       progress=verbose)
-        xt, yt = load_mnist("test")
-        return {"test_accuracy": accuracy(result.model, xt, yt)}
-
-    return load_or_train("mnist-classifier", config, build, fit, verbose=verbose)
 
 
 @torch.no_grad()
@@ -157,11 +124,31 @@ class FidMnist:
         self.test_features = features(classifier, load_mnist("test", limit=n)[0])
         self.floor = fid(features(classifier, load_mnist("train", limit=n)[0]), self.test_features)
 
-    def __call__(self, samples: torch.Tensor) -> float:
-        """FID of ``samples`` (clipped to [-1, 1], the valid pixel range, as saving them as images would)."""
+    def features(self, samples: torch.Tensor) -> np.ndarray:
+        """Features of ``samples`` (clipped to [-1, 1], the valid pixel range, as saving them as images would)."""
         if len(samples) != self.n:
             raise ValueError(f"samples must number n = {self.n} (FID depends on n), got {len(samples)}")
-        return fid(features(self.classifier, samples.clamp(-1, 1)), self.test_features)
+        return features(self.classifier, samples.clamp(-1, 1))
+
+    def __call__(self, samples: torch.Tensor) -> float:
+        """FID of ``samples`` against the n test digits."""
+        return fid(self.features(samples), self.test_features)
+
+    def bootstrap(self, *sample_sets: torch.Tensor, draws: int = 100, seed: int = 0) -> np.ndarray:
+        """FIDs of each sample set on ``draws`` bootstrap resamples, (draws, len(sample_sets)).
+
+        Each draw resamples every set and the test digits with replacement (one test resample per draw,
+        shared by all sets), so the column differences give the spread of a *difference* of FIDs.
+        """
+        if not sample_sets or draws < 2:
+            raise ValueError(f"give at least one sample set and draws >= 2, got {len(sample_sets)} sets, {draws}")
+        feats = [self.features(s) for s in sample_sets]
+        rng = np.random.default_rng(seed)
+        out = np.empty((draws, len(feats)))
+        for k in range(draws):
+            ref = self.test_features[rng.integers(0, self.n, self.n)]
+            out[k] = [fid(f[rng.integers(0, self.n, self.n)], ref) for f in feats]
+        return out
 
 
 def bits_per_dim(nll_nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 
 from .metrics import bits_per_dim
 
-__all__ = ["MaskedConv2d", "PlainPixelCNN", "PixelCNN", "GatedLayer", "receptive_field", "to_pixels", "from_pixels",
-           "mnist_pixelcnn"]
+__all__ = ["MaskedConv2d", "PlainPixelCNN", "PixelCNN", "GatedLayer", "receptive_field", "to_pixels", "from_pixels"]
 
 
 def _check_pixels(x: torch.Tensor) -> None:
@@ -281,35 +280,3 @@ def receptive_field(model: nn.Module, shape=(28, 28), pixel=None, seed: int = 0)
 def to_pixels(images: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] -> uint8 pixels 0..255 (the inverse of the data loaders' scaling)."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def mnist_pixelcnn(channels: int, dilations, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
-                   seed: int = 0, compile: bool = False, verbose: bool = True):
-    """The book's MNIST PixelCNN, trained once per configuration and cached (lessons 03 and 04).
-
-    The loss is the mean negative log-likelihood per pixel in nats; its value / ln 2 is bits/dim.
-    Returns ``(model, info)`` with the EMA weights in eval mode and ``info["history"]``, ``info["seconds"]``.
-    """
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .train import train
-
-    config = {"model": "PixelCNN", "channels": channels, "dilations": list(dilations), "steps": steps,
-              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.999}
-
-    def build():
-        torch.manual_seed(seed)
-        return PixelCNN(channels, dilations)
-
-    def nll_per_dim(model, batch, generator):
-        x = batch[0]
-        return F.cross_entropy(model(x).float(), x.long())  # mean over pixels, nats
-
-    def fit(model, path):
-        x = to_pixels(load_mnist("train", limit=train_limit)[0])  # (N, 1, 28, 28) uint8
-        r = train(model, x, nll_per_dim, steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.999,
-                  compile=compile, checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True,
-                  progress=verbose)
-        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
-
-    return load_or_train("pixelcnn-mnist", config, build, fit, verbose=verbose)

@@ -20,16 +20,18 @@ def to_display(images: torch.Tensor) -> np.ndarray:
     return x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()
 
 
-def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
-    """Tile N images into one array of ``ceil(N / nrow)`` rows of ``nrow``, ``pad`` pixels apart."""
+def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1, frame: float = 0.5) -> np.ndarray:
+    """Tile N images into one array of ``ceil(N / nrow)`` rows of ``nrow``: each tile framed by ``pad``
+    pixels of grey level ``frame``, so that an all-white or all-black sample still shows as a tile."""
     x = to_display(images)
     n, h, w = x.shape[:3]
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
-    grid = np.ones((nrows * (h + pad) - pad, ncol * (w + pad) - pad) + x.shape[3:], dtype=np.float32)
+    grid = np.full((nrows * (h + pad) + pad, ncol * (w + pad) + pad) + x.shape[3:], frame, dtype=np.float32)
     for i in range(n):
         r, c = divmod(i, ncol)
-        grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = x[i]
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top:top + h, left:left + w] = x[i]
     return grid
 
 

@@ -1,4 +1,9 @@
-"""Run profiles: ``quick`` (CPU, tiny: CI and a laptop) and ``full`` (GPU: the results the book shows).
+"""Run profiles: how much a lesson *measures*. ``quick``: CI and a laptop (small n, few configurations);
+``full``: the book's stored outputs (sample sizes large enough for stable verdicts).
+
+Which trained models exist is the zoo's business (:mod:`ardiff.zoo`): lessons migrated to it load the
+shipped weights in both profiles, so ``full`` runs on the project's 2-core CPU. (Lessons 03-05 still
+train profile-sized models of their own; their ``full`` settings need a GPU.)
 
 The profile comes from ``$ARDIFF_PROFILE`` ('quick' or 'full'); when unset it is ``full`` if CUDA is
 available, else ``quick``. Each lesson reads the sizes it needs from the :class:`Profile` it gets
@@ -7,12 +12,11 @@ from :func:`setup`, the one call of every lesson's first cell.
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "setup"]
+__all__ = ["Profile", "PROFILES", "get_profile", "setup", "glue"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,10 @@ class Profile:
     train_limit: int | None        # MNIST training images of the DDPM and PixelCNN (None: all); lesson 04
                                    # gives each one a PixelCNN partner, so quick keeps it small
     fid_n: int                     # samples per FID, compared with as many test digits
+    fid_draws: int                 # bootstrap resamples for the spread of an FID difference
     sample_steps: tuple            # sampler steps compared in lesson 02
+    selftrain_steps: int           # "train it yourself": steps of the shipped recipe a lesson runs
+    selftrain_batch: int
     # lesson 03: PixelCNN
     pcnn_channels: int
     pcnn_dilations: tuple          # one gated layer per entry (after the first)
@@ -63,7 +70,7 @@ PROFILES = {
                      clf_steps=200, clf_train_limit=20_000,
                      unet=dict(base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention=False),
                      ddpm_steps=300, ddpm_batch=64, ddpm_lr=3e-3, train_limit=512,
-                     fid_n=100, sample_steps=(10, 20, 50, 100),
+                     fid_n=100, fid_draws=20, sample_steps=(10, 50), selftrain_steps=60, selftrain_batch=32,
                      pcnn_channels=16, pcnn_dilations=(1, 2, 1), pcnn_steps=200, pcnn_batch=32, pcnn_lr=3e-3,
                      pcnn_bpd_goal=1.5, pcnn_sizes=(8, 12, 16, 20),
                      ar_runs=(("completion", 0.1), ("sample", 0.1)), ar_keep_rows=14,
@@ -74,7 +81,7 @@ PROFILES = {
                     clf_steps=3_000, clf_train_limit=None,
                     unet=dict(base_channels=48, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True),
                     ddpm_steps=20_000, ddpm_batch=512, ddpm_lr=1e-3, train_limit=None,
-                    fid_n=5_000, sample_steps=(10, 20, 50, 100, 1000),
+                    fid_n=1_000, fid_draws=50, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
                     pcnn_channels=64, pcnn_dilations=(1, 2, 1, 4, 1, 2, 1), pcnn_steps=20_000, pcnn_batch=128,
                     pcnn_lr=1e-3, pcnn_bpd_goal=0.80, pcnn_sizes=(8, 16, 28, 40, 56),
                     ar_runs=(("completion", 0.01), ("completion", 0.1), ("completion", 1.0), ("sample", 0.1)),
@@ -93,23 +100,20 @@ def get_profile(name: str | None = None) -> Profile:
     return PROFILES[name]
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given, else CUDA, then Apple's MPS, then the CPU."""
-    if name is not None:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _device_words(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    return device.type
+def glue(name: str, value):
+    """Store ``value`` for the book's prose, without displaying it: numbers as ``{glue:text}`name:.1f```,
+    words as ``{glue:md}`name```, so the text and the outputs cannot disagree. Outside the book's
+    toolchain (no ``myst_nb``, e.g. in Colab) nothing is stored. Returns ``value``."""
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return value
+    if isinstance(value, str):
+        from IPython.display import Markdown
+        _glue(name, Markdown(value), display=False)
+    else:
+        _glue(name, value.item() if hasattr(value, "item") else value, display=False)
+    return value
 
 
 def setup(dataset: str = "mnist", profile: str | None = None, device: str | None = None, seed: int = 0):
@@ -124,11 +128,12 @@ def setup(dataset: str = "mnist", profile: str | None = None, device: str | None
         ``(profile, device)``.
     """
     from .data import describe_source
+    from .train import device_name, pick_device
 
     prof = get_profile(profile)
     dev = pick_device(device)
     torch.manual_seed(seed)
     print(f"profile: {prof.name}")
-    print(f"device:  {_device_words(dev)}, torch {torch.__version__}")
+    print(f"device:  {device_name(dev)}, torch {torch.__version__}")
     print(f"dataset: {describe_source(dataset)}")
     return prof, dev

@@ -17,6 +17,7 @@ the loss history and an EMA copy of the weights. It
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -25,9 +26,8 @@ from typing import Callable
 
 import torch
 
-from .profiles import pick_device
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "save_checkpoint", "load_checkpoint"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "lr_factor", "pick_device", "device_name", "save_checkpoint", "load_checkpoint"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0      # max global grad norm (None: no clipping)
     warmup_steps: int = 100            # linear learning-rate warm-up
+    lr_schedule: str = "constant"      # after warm-up: 'constant', or 'cosine' (decays to 0 at the last step)
     ema_decay: float = 0.9995          # max EMA decay, reached after warm-up (0: no EMA)
     seed: int = 0
     log_every: int = 50                # loss read back (a GPU sync) and NaN check every this many steps
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be None or >= 1, got {self.checkpoint_every}")
 
@@ -83,6 +86,37 @@ def save_checkpoint(state: dict, path) -> None:
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``: tensors and plain containers only, no code."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def lr_factor(k: int, config: TrainConfig) -> float:
+    r"""The learning rate of step k (0-based) over ``config.lr``: linear warm-up :math:`(k+1)/w`, then 1
+    ('constant') or :math:`\tfrac12(1 + \cos(\pi\,\tfrac{k - w}{K - w}))` ('cosine', K = ``steps``)."""
+    w = max(1, config.warmup_steps)
+    if k < w:
+        return (k + 1) / w
+    if config.lr_schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (k - w) / max(1, config.steps - w))))
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given, else CUDA, then Apple's MPS, then the CPU."""
+    if name is not None:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.getdevice_name(device)})"
+    if device.type == "cpu":
+        import platform
+        return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return device.type
 
 
 def _as_tuple(data):
@@ -128,12 +162,12 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
     data = tuple(d.to(device) for d in data) if _fits_on_gpu(data, device) else data
     opt_kwargs = {"fused": True} if cuda else {}
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **opt_kwargs)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / max(1, config.warmup_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_factor(k, config))
     ema = copy.deepcopy(model).eval().requires_grad_(False) if config.ema_decay > 0 else None
     data_device = data[0].device
     index_gen = torch.Generator(data_device).manual_seed(config.seed)        # which examples, where the data is
     noise_gen = torch.Generator(device).manual_seed(config.seed + 1)         # the loss's randomness
-    step, history = 0, []
+    step, history, seconds_before = 0, [], 0.0
 
     if resume and checkpoint_path is not None and Path(checkpoint_path).is_file():
         state = load_checkpoint(checkpoint_path)
@@ -145,6 +179,7 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
         index_gen.set_state(state["index_gen"])
         noise_gen.set_state(state["noise_gen"])
         step, history = state["step"], [tuple(h) for h in state["history"]]
+        seconds_before = state.get("seconds", 0.0)
 
     def checkpoint(done: bool):
         if checkpoint_path is None:
@@ -152,7 +187,8 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
         save_checkpoint({"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                          "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
                          "index_gen": index_gen.get_state(), "noise_gen": noise_gen.get_state(),
-                         "step": step, "history": history, "config": asdict(config), "complete": done},
+                         "step": step, "history": history, "config": asdict(config), "complete": done,
+                         "seconds": seconds_before + time.perf_counter() - start, "device": device_name(device)},
                         checkpoint_path)
 
     fwd = torch.compile(model) if config.compile and cuda else model

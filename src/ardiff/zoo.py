@@ -1,0 +1,457 @@
+"""The book's trained models: recipes, shipped weights and model cards.
+
+A :class:`Recipe` is a frozen description of one trained model: the model class and its full
+config, the data (dataset, split, limit, source), the objective, the noise schedule, every
+:class:`~ardiff.train.TrainConfig` field and the seed. Its :attr:`Recipe.hash` covers all of it, so a
+changed default never loads stale weights.
+
+The weights of every recipe ship inside the package (``ardiff/weights/NAME.pt``: EMA weights, fp32)
+with a card in ``ardiff/weights/manifest.json`` (SHA-256, size, recipe hash, training time and
+device, loss curve, the headline metric). :func:`load` checks the SHA-256 before parsing the file
+and the recipe hash before using it; on a mismatch it raises :class:`ShippedWeightsError` naming the
+file, the expected and found values and the command that retrains it. It never retrains silently:
+only a missing file (or ``ARDIFF_RETRAIN=1``) trains the recipe, and it says so first.
+
+>>> model = zoo.load("mnist-ddpm")          # eval mode, EMA weights
+>>> zoo.recipe("mnist-ddpm").schedule       # the NoiseSchedule it was trained with
+>>> zoo.card("mnist-ddpm")["metric"]        # FID with its n, floor and noise
+
+Train one yourself: ``python -m ardiff train NAME`` (progress bar, checkpoints to the cache every few
+minutes, resumes after an interruption, writes the weights file and its card at the end).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .train import TrainConfig
+
+__all__ = ["Recipe", "RECIPES", "ShippedWeightsError", "names", "recipe", "card", "load", "train_recipe",
+           "evaluate", "ship", "weights_path", "WEIGHTS",
+           "mnist_classifier", "mnist_ddpm", "mnist_ar_ddpm", "mnist_pixelcnn"]
+
+WEIGHTS = Path(__file__).with_name("weights")
+FORMAT_VERSION = 1  # bump when model code changes in a way that invalidates trained weights
+MNIST_SOURCE = "MNIST IDX gzip files (LeCun et al.), SHA-256 verified"
+
+
+class ShippedWeightsError(RuntimeError):
+    """A shipped weights file does not match its manifest or its recipe."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: str                      # 'UNet', 'PixelCNN' or 'MnistClassifier'
+    config: dict                    # the model's full constructor config
+    data: dict                      # dataset, split, limit, source
+    objective: str                  # 'eps-mse' (DDPM), 'nll' (PixelCNN, nats/dim), 'cross-entropy'
+    train: TrainConfig              # every training setting, the seed included
+    schedule_spec: dict | None = None   # {'kind': 'linear', 'T': 1000, 'beta_start': ..., 'beta_end': ...}
+    metric: dict = field(default_factory=dict)  # how the card's headline metric is measured
+    minutes: float = 0.0            # training time on the project's 2-core CPU (for messages; not hashed)
+    summary: str = ""               # one line for tables (not hashed)
+
+    def to_dict(self) -> dict:
+        """Everything that determines the weights (and the metric's protocol), as plain JSON values."""
+        d = {"name": self.name, "model": self.model, "config": self.config, "data": self.data,
+             "objective": self.objective, "train": asdict(self.train), "schedule": self.schedule_spec,
+             "metric": self.metric, "format": FORMAT_VERSION}
+        return json.loads(json.dumps(d, sort_keys=True, default=list))
+
+    @property
+    def hash(self) -> str:
+        """16 hex digits of the SHA-256 of :meth:`to_dict` as canonical JSON."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def schedule(self):
+        """The :class:`~ardiff.schedules.NoiseSchedule` of a diffusion recipe (None otherwise)."""
+        if self.schedule_spec is None:
+            return None
+        from .schedules import NoiseSchedule
+
+        spec = dict(self.schedule_spec)
+        return getattr(NoiseSchedule, spec.pop("kind"))(**spec)
+
+    def build(self) -> torch.nn.Module:
+        """A freshly initialised model (seeded by the recipe's seed)."""
+        torch.manual_seed(self.train.seed)
+        if self.model == "UNet":
+            from .unet import UNet
+            return UNet(**self.config)
+        if self.model == "PixelCNN":
+            from .pixelcnn import PixelCNN
+            return PixelCNN(**self.config)
+        if self.model == "MnistClassifier":
+            from .metrics import MnistClassifier
+            return MnistClassifier(**self.config)
+        raise ValueError(f"unknown model class {self.model!r}")
+
+    def variant(self, name: str, **changes) -> "Recipe":
+        """A copy under another name; ``train=dict(...)`` and ``config=dict(...)`` update those fields."""
+        train = replace(self.train, **changes.pop("train", {}))
+        config = {**self.config, **changes.pop("config", {})}
+        return replace(self, name=name, train=train, config=config, **changes)
+
+
+def _mnist(limit=None) -> dict:
+    return {"dataset": "mnist", "split": "train", "limit": limit, "source": MNIST_SOURCE}
+
+
+_UNET = dict(in_channels=1, image_size=28, base_channels=32, channel_mults=[1, 2, 2], num_res_blocks=2,
+             attention=True, num_heads=4, num_classes=None, dropout=0.0, groups=8)
+
+RECIPES = {r.name: r for r in [
+    Recipe("mnist-classifier", "MnistClassifier", {"width": 32, "feature_dim": 128}, _mnist(), "cross-entropy",
+           TrainConfig(steps=3000, batch_size=128, lr=2e-3, warmup_steps=50, lr_schedule="cosine", ema_decay=0.0,
+                       checkpoint_every=500, seed=0),
+           metric={"kind": "accuracy", "split": "test"}, minutes=4,
+           summary="The feature network of FID-MNIST (3 conv layers, 128-d features)"),
+    Recipe("mnist-ddpm", "UNet", _UNET, _mnist(), "eps-mse",
+           TrainConfig(steps=2400, batch_size=128, lr=5e-4, warmup_steps=100, lr_schedule="cosine",
+                       ema_decay=0.999, checkpoint_every=150, seed=0),
+           schedule_spec={"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02},
+           metric={"kind": "fid", "n": 1000, "method": "ddim", "steps": 50, "seed": 0}, minutes=80,
+           summary="DDPM noise predictor, U-Net 1.54 M (base 32, mults 1-2-2, attention), linear schedule"),
+    Recipe("mnist-pixelcnn", "PixelCNN", {"channels": 64, "dilations": [1, 2, 1, 4, 1, 2, 1], "kernel": 3,
+                                          "zero_init_head": True}, _mnist(), "nll",
+           TrainConfig(steps=2400, batch_size=64, lr=1e-3, warmup_steps=100, lr_schedule="cosine",
+                       ema_decay=0.999, checkpoint_every=150, seed=0),
+           metric={"kind": "bpd", "split": "test"}, minutes=70,
+           summary="Gated PixelCNN (64 channels, 8 layers), 256-way softmax per pixel"),
+]}
+
+
+def names() -> list[str]:
+    return list(RECIPES)
+
+
+def recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"name must be one of {names()}, got {name!r}")
+    return RECIPES[name]
+
+
+def weights_path(name: str, root=None) -> Path:
+    return Path(root or WEIGHTS) / f"{recipe(name).name}.pt"
+
+
+def _manifest(root=None) -> dict:
+    path = Path(root or WEIGHTS) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def card(name: str, root=None) -> dict:
+    """The model card of a shipped model: sha256, bytes, recipe hash, steps, training seconds, device,
+    torch version, date, final loss, loss history and the headline metric."""
+    cards = _manifest(root)
+    if recipe(name).name not in cards:
+        raise ValueError(f"no shipped model card for {name!r}; train it with `python -m ardiff train {name}`")
+    return cards[name]
+
+
+# ---------------------------------------------------------------- training a recipe
+def _data(r: Recipe):
+    from .data import load_mnist
+    from .pixelcnn import to_pixels
+
+    if r.data["dataset"] != "mnist":
+        raise ValueError(f"unknown dataset {r.data['dataset']!r}")
+    x, y = load_mnist(r.data["split"], limit=r.data["limit"])
+    return {"eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective]
+
+
+def _objective(r: Recipe):
+    if r.objective == "eps-mse":
+        from .ddpm import loss
+        schedule = r.schedule
+        return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
+    if r.objective == "nll":  # mean NLL per pixel in nats; / ln 2 = bits/dim
+        return lambda m, batch, g: F.cross_entropy(m(batch[0]).float(), batch[0].long())
+    if r.objective == "cross-entropy":
+        return lambda m, batch, g: F.cross_entropy(m(batch[0]), batch[1])
+    raise ValueError(f"unknown objective {r.objective!r}")
+
+
+def _cache_path(r: Recipe, root=None) -> Path:
+    from .data import cache_dir
+    return Path(root or cache_dir() / "zoo") / f"{r.name}-{r.hash}.pt"
+
+
+def train_recipe(r: Recipe | str, device=None, progress: bool = True, cache=None):
+    """Train a recipe (or load its finished run from the cache), resuming an interrupted run.
+
+    Checkpoints go to ``<cache>/zoo/NAME-HASH.pt`` every ``train.checkpoint_every`` steps.
+    Returns ``(model, info)``: the EMA weights (raw when the recipe has no EMA) in eval mode, and
+    ``info`` with ``history``, ``seconds`` (all sessions together), ``steps``, ``device``.
+    """
+    from .train import load_checkpoint, train
+
+    r = recipe(r) if isinstance(r, str) else r
+    path = _cache_path(r, cache)
+    state = load_checkpoint(path) if path.is_file() else None
+    model = r.build()
+    if state is None or not state.get("complete"):
+        train(model, _data(r), _objective(r), r.train, checkpoint_path=path, resume=True, device=device,
+              progress=progress)
+        state = load_checkpoint(path)
+    model = r.build()
+    model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    info = {"history": [tuple(h) for h in state["history"]], "seconds": state.get("seconds"),
+            "steps": state["step"], "device": state.get("device"), "path": str(path),
+            "final_loss": state["history"][-1][1] if state["history"] else None}
+    return model.eval().to(device or "cpu"), info
+
+
+# ---------------------------------------------------------------- the headline metric of a card
+@torch.no_grad()
+def evaluate(r: Recipe | str, model, classifier=None, progress: bool = True) -> dict:
+    """Measure a recipe's headline metric on ``model``, by the protocol in ``recipe.metric``.
+
+    - 'accuracy': test accuracy on the 10,000 MNIST test digits;
+    - 'bpd': exact test bits/dim of the PixelCNN on the 10,000 test digits;
+    - 'fid': FID-MNIST of n samples (the recipe's sampler and steps) against n test digits, beside the
+      real floor (n training digits) and the FID of N(0, I) noise at the same n.
+    """
+    from .data import load_mnist
+    from .metrics import accuracy
+
+    r = recipe(r) if isinstance(r, str) else r
+    m = r.metric
+    dev = next(model.parameters()).device
+    if m["kind"] == "accuracy":
+        x, y = load_mnist(m["split"])
+        return {"kind": "accuracy", "split": m["split"], "n": len(y), "value": accuracy(model, x, y)}
+    if m["kind"] == "bpd":
+        from .pixelcnn import to_pixels
+        x = to_pixels(load_mnist(m["split"])[0])
+        bpd = torch.cat([model.bits_per_dim(x[i:i + 500].to(dev)).cpu() for i in range(0, len(x), 500)])
+        return {"kind": "bpd", "split": m["split"], "n": len(x), "value": bpd.mean().item(),
+                "sem": (bpd.std() / len(bpd) ** 0.5).item()}
+    if m["kind"] == "fid":
+        from .ddpm import sample
+        from .metrics import FidMnist
+        fm = FidMnist(classifier if classifier is not None else load("mnist-classifier", dev), n=m["n"])
+        g = torch.Generator(dev).manual_seed(m["seed"])
+        chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
+                         generator=g, progress=progress) for i in range(0, m["n"], 250)]
+        noise = torch.randn((m["n"], 1, 28, 28), generator=torch.Generator().manual_seed(m["seed"] + 1))
+        return {"kind": "fid", "n": m["n"], "method": m["method"], "steps": m["steps"], "value": fm(torch.cat(chunks)),
+                "floor": fm.floor, "noise": fm(noise)}
+    raise ValueError(f"unknown metric kind {m['kind']!r}")
+
+
+# ---------------------------------------------------------------- shipping and loading
+def _sha256(path: Path) -> str:
+    from .data import _digest
+    return _digest(Path(path), "sha256")
+
+
+def ship(name: str, model, info: dict, metric: dict, root=None) -> dict:
+    """Write ``NAME.pt`` (the EMA state dict, fp32) and its card into the manifest, both atomically."""
+    from .train import save_checkpoint
+
+    r = recipe(name)
+    root = Path(root or WEIGHTS)
+    path = weights_path(name, root)
+    save_checkpoint({k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu()
+                     for k, v in model.state_dict().items()}, path)
+    history = info["history"]
+    stride = max(1, len(history) // 200)  # at most ~200 points of the loss curve in the card
+    entry = {"name": name, "file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size,
+             "recipe_hash": r.hash, "recipe": r.to_dict(), "summary": r.summary,
+             "parameters": sum(p.numel() for p in model.parameters()), "steps": info["steps"],
+             "seconds": round(info["seconds"], 1), "device": info["device"], "torch": torch.__version__,
+             "date": time.strftime("%Y-%m-%d", time.gmtime()), "final_loss": info["final_loss"],
+             "history": [list(h) for h in history[::stride]] + ([list(history[-1])] if (len(history) - 1) % stride else []),
+             "metric": metric, "command": f"python -m ardiff train {name}"}
+    cards = _manifest(root)
+    cards[name] = entry
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(dict(sorted(cards.items())), indent=1) + "\n")
+    os.replace(tmp, root / "manifest.json")
+    return entry
+
+
+def load(name: str, device=None, retrain: bool | None = None, root=None) -> torch.nn.Module:
+    """The shipped model ``name`` in eval mode, on ``device`` (default: CUDA, then MPS, then CPU).
+
+    The file's SHA-256 is checked against the manifest before it is parsed (``weights_only=True``), and
+    the manifest's recipe hash against the recipe in this code. ``retrain=True`` (or ``ARDIFF_RETRAIN=1``)
+    trains the recipe instead (loading a finished run from the cache); so does a missing file, with a
+    message saying so and how long it takes.
+    """
+    from .train import load_checkpoint, pick_device
+
+    r = recipe(name)
+    device = pick_device(device)
+    retrain = os.environ.get("ARDIFF_RETRAIN", "") not in ("", "0") if retrain is None else retrain
+    path = weights_path(name, root)
+    if retrain or not path.is_file():
+        why = "ARDIFF_RETRAIN is set" if retrain else f"no shipped weights at {path}"
+        print(f"{name}: {why}; training it by its recipe (about {r.minutes:.0f} minutes on a 2-core CPU, "
+              f"much less on a GPU; an interrupted run resumes)")
+        return train_recipe(r, device=device)[0]
+    entry = card(name, root)
+    retrain_hint = f"retrain it with `python -m ardiff train {name}` (about {r.minutes:.0f} CPU-minutes)"
+    if entry["recipe_hash"] != r.hash:
+        raise ShippedWeightsError(f"{path}: trained by recipe {entry['recipe_hash']}, but the recipe in this code "
+                                  f"hashes to {r.hash} (a setting changed); {retrain_hint}")
+    found = _sha256(path)
+    if found != entry["sha256"]:
+        raise ShippedWeightsError(f"{path}: SHA-256 {found} does not match the manifest's {entry['sha256']}; "
+                                  f"the file is damaged or was replaced; {retrain_hint}")
+    model = r.build()
+    model.load_state_dict(load_checkpoint(path))
+    return model.eval().to(device)
+
+
+# ---------------------------------------------------------------- models a lesson trains at its profile's size
+# The lessons' own short trainings (the quick profile in CI), cached under a hash of their settings by
+# :func:`ardiff.checkpoints.load_or_train`. The book's results come from the shipped recipes above.
+def _classifier_loss(model, batch, generator):
+    x, y = batch
+    return F.cross_entropy(model(x), y)
+
+
+def mnist_classifier(steps: int = 3000, batch_size: int = 256, train_limit: int | None = None, seed: int = 0,
+                     verbose: bool = True):
+    """A FID-MNIST feature network trained at a lesson's size, cached; ``(model, info)`` with
+    ``info["test_accuracy"]`` on the 10,000 test digits."""
+    from .checkpoints import load_or_train
+    from .data import load_mnist
+    from .metrics import MnistClassifier, accuracy
+    from .train import train
+
+    config = {"model": "MnistClassifier", "width": 32, "feature_dim": 128, "steps": steps,
+              "batch_size": batch_size, "train_limit": train_limit, "seed": seed, "lr": 2e-3}
+
+    def build():
+        torch.manual_seed(seed)
+        return MnistClassifier()
+
+    def fit(model, path):
+        x, y = load_mnist("train", limit=train_limit)
+        result = train(model, (x, y), _classifier_loss, steps=steps, batch_size=batch_size, lr=2e-3,
+                       ema_decay=0.0, warmup_steps=50, seed=seed, checkpoint_path=path, resume=True,
+                       progress=verbose)
+        xt, yt = load_mnist("test")
+        return {"test_accuracy": accuracy(result.model, xt, yt)}
+
+    return load_or_train("mnist-classifier", config, build, fit, verbose=verbose)
+
+
+def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
+               T: int = 1000, seed: int = 0, compile: bool = False, verbose: bool = True):
+    """An MNIST DDPM (linear schedule 1e-4 -> 0.02) trained at a lesson's size, cached.
+
+    Returns ``(model, schedule, info)``: the EMA weights in eval mode, the schedule, and ``info`` from
+    :func:`~ardiff.checkpoints.load_or_train` (``history``, ``seconds``, ``images_per_second``...).
+    """
+    return _cached_mnist_ddpm("ddpm-mnist", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose)
+
+
+def _cached_mnist_ddpm(name: str, unet: dict, steps: int, batch_size: int, lr: float, train_limit, T: int, seed: int,
+                       compile: bool, verbose: bool, objective=None, paired=None, extra_config=None):
+    """Train (or load) an MNIST DDPM under ``name``; variants change only the objective.
+
+    Args:
+        objective: ``(model, batch, schedule, generator) -> loss``; default the ε-loss on ``batch[0]``.
+        paired: an optional (N, ...) tensor given with the training images, ``batch = (x0, paired[idx])``.
+        extra_config: what else determines the weights (joins the cache key).
+    """
+    from .checkpoints import load_or_train
+    from .data import load_mnist
+    from .ddpm import loss
+    from .schedules import NoiseSchedule
+    from .train import train
+    from .unet import UNet
+
+    schedule = NoiseSchedule.linear(T, 1e-4, 0.02)
+    config = {"model": "UNet", "unet": unet, "schedule": ["linear", T, 1e-4, 0.02], "steps": steps,
+              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995,
+              **(extra_config or {})}
+    if objective is None:
+        def objective(m, batch, s, g):
+            return loss(m, batch[0], s, generator=g)
+
+    def build():
+        torch.manual_seed(seed)
+        return UNet(**unet)
+
+    def fit(model, path):
+        x, _ = load_mnist("train", limit=train_limit)
+        if paired is not None and paired.shape[0] != x.shape[0]:
+            raise ValueError(f"paired must hold one entry per training image ({x.shape[0]}), got {paired.shape[0]}")
+        r = train(model, x if paired is None else (x, paired), lambda m, batch, g: objective(m, batch, schedule, g),
+                  steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
+                  checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True, progress=verbose)
+        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
+
+    model, info = load_or_train(name, config, build, fit, verbose=verbose)
+    return model, schedule, info
+
+
+def mnist_ar_ddpm(unet: dict, steps: int, batch_size: int, lr: float, lam: float, pairing: str,
+                  partners: torch.Tensor, train_limit: int | None = None, T: int = 1000, seed: int = 0,
+                  compile: bool = False, verbose: bool = True):
+    """Method 1 on MNIST: :func:`mnist_ddpm` trained with the consistency loss (:mod:`ardiff.arprior`).
+
+    Same data, seed, schedule and budget as the baseline; ``partners[i]`` is the AR partner of training
+    image i. The cache key holds the SHA-256 of ``partners``, so other partners never load a stale
+    model. ``lam=0`` is rejected: that model is the baseline, get it from :func:`mnist_ddpm`.
+
+    Returns:
+        ``(model, schedule, info)`` like :func:`mnist_ddpm`; ``info["seconds"]`` is the training time.
+    """
+    from .arprior import PAIRINGS, _check_lam, consistency_loss
+
+    lam = _check_lam(lam)
+    if lam == 0:
+        raise ValueError("lam must be > 0 for method 1 (lam = 0 is the baseline: use ardiff.zoo.mnist_ddpm)")
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    digest = hashlib.sha256(partners.float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    return _cached_mnist_ddpm("ddpm-mnist-arloss", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose,
+                              objective=lambda m, b, s, g: consistency_loss(m, b[0], b[1], s, lam, g)[0],
+                              paired=partners, extra_config={"lam": lam, "pairing": pairing, "partners_sha256": digest})
+
+
+def mnist_pixelcnn(channels: int, dilations, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
+                   seed: int = 0, compile: bool = False, verbose: bool = True):
+    """An MNIST PixelCNN trained at a lesson's size, cached (loss: mean NLL per pixel in nats).
+
+    Returns ``(model, info)`` with the EMA weights in eval mode and ``info["history"]``, ``info["seconds"]``.
+    """
+    from .checkpoints import load_or_train
+    from .data import load_mnist
+    from .pixelcnn import PixelCNN, to_pixels
+    from .train import train
+
+    config = {"model": "PixelCNN", "channels": channels, "dilations": list(dilations), "steps": steps,
+              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.999}
+
+    def build():
+        torch.manual_seed(seed)
+        return PixelCNN(channels, dilations)
+
+    def nll_per_dim(model, batch, generator):
+        x = batch[0]
+        return F.cross_entropy(model(x).float(), x.long())  # mean over pixels, nats
+
+    def fit(model, path):
+        x = to_pixels(load_mnist("train", limit=train_limit)[0])  # (N, 1, 28, 28) uint8
+        r = train(model, x, nll_per_dim, steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.999,
+                  compile=compile, checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True,
+                  progress=verbose)
+        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
+
+    return load_or_train("pixelcnn-mnist", config, build, fit, verbose=verbose)

@@ -1,0 +1,184 @@
+"""The model zoo: recipe hashes, shipping and loading weights with checks, the CLI, the shipped models."""
+import json
+import math
+from dataclasses import fields, replace
+
+import pytest
+import torch
+
+from ardiff import cli, zoo
+from ardiff.train import TrainConfig, lr_factor
+
+
+def tiny_classifier():
+    return zoo.recipe("mnist-classifier").variant(
+        "mnist-classifier", data={**zoo.recipe("mnist-classifier").data, "limit": 256},
+        train=dict(steps=6, batch_size=32, warmup_steps=2, checkpoint_every=3, log_every=2), minutes=0.1)
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch, shared_data):
+    """A zoo whose classifier recipe trains in a second, writing weights to a temporary folder."""
+    monkeypatch.setitem(zoo.RECIPES, "mnist-classifier", tiny_classifier())
+    monkeypatch.setattr(zoo, "WEIGHTS", tmp_path / "weights")
+    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ARDIFF_RETRAIN", raising=False)
+    (tmp_path / "weights").mkdir()
+    return tmp_path / "weights"
+
+
+# ---------------------------------------------------------------- recipes
+@pytest.mark.parametrize("field", [f.name for f in fields(TrainConfig)])
+def test_recipe_hash_covers_every_train_setting(field):
+    r = zoo.recipe("mnist-ddpm")
+    value = getattr(r.train, field)
+    new = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v * 0.5 + 1e-3,
+           str: lambda v: "cosine" if v == "constant" else "constant"}
+    changed = new[type(value)](value) if value is not None else {"grad_clip": 2.0, "checkpoint_every": 7,
+                                                                   "device": "cpu"}[field]
+    assert replace(r, train=replace(r.train, **{field: changed})).hash != r.hash
+
+
+def test_recipe_hash_covers_model_data_objective_schedule_but_not_prose():
+    r = zoo.recipe("mnist-ddpm")
+    others = [r.variant(r.name, config={"base_channels": 48}), r.variant(r.name, data={**r.data, "limit": 10}),
+              r.variant(r.name, data={**r.data, "source": "official"}), r.variant(r.name, objective="nll"),
+              r.variant(r.name, schedule_spec={**r.schedule_spec, "beta_end": 0.03}), r.variant("other-name")]
+    assert len({o.hash for o in others} | {r.hash}) == len(others) + 1
+    assert r.variant(r.name, summary="words", minutes=1.0).hash == r.hash
+    assert len(r.hash) == 16 and int(r.hash, 16) >= 0
+
+
+def test_recipe_resolves_the_full_model_config_and_schedule():
+    r = zoo.recipe("mnist-ddpm")
+    m = r.build()
+    assert m.config_dict() == r.config  # every field of UNetConfig is written in the recipe
+    assert r.schedule.T == 1000 and abs(float(r.schedule.betas[-1]) - 0.02) < 1e-7
+    assert zoo.recipe("mnist-classifier").schedule is None
+    torch.testing.assert_close(r.build().conv_in.weight, m.conv_in.weight)  # seeded by the recipe
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="name must be one of .*mnist-ddpm"):
+        zoo.recipe("mnist-gan")
+    with pytest.raises(SystemExit):
+        cli.main(["train", "mnist-gan"])
+
+
+def test_lr_factor_warms_up_then_holds_or_decays_to_zero():
+    const = TrainConfig(steps=100, warmup_steps=10)
+    cos = replace(const, lr_schedule="cosine")
+    assert [lr_factor(k, const) for k in (0, 4, 9, 50, 99)] == [0.1, 0.5, 1.0, 1.0, 1.0]
+    assert lr_factor(9, cos) == 1.0 and lr_factor(10, cos) == 1.0
+    assert math.isclose(lr_factor(55, cos), 0.5) and lr_factor(100, cos) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
+
+
+# ---------------------------------------------------------------- train, ship, load
+def test_train_ship_load_round_trip(tiny_zoo, capsys):
+    entry = cli.train_command("mnist-classifier")
+    path = tiny_zoo / "mnist-classifier.pt"
+    assert path.is_file() and entry["bytes"] == path.stat().st_size
+    card = zoo.card("mnist-classifier")
+    assert card == json.loads((tiny_zoo / "manifest.json").read_text())["mnist-classifier"]
+    for key in ("sha256", "bytes", "recipe_hash", "steps", "seconds", "device", "torch", "date", "final_loss",
+                "metric", "history", "command"):
+        assert key in card, key
+    assert card["steps"] == 6 and card["recipe_hash"] == zoo.recipe("mnist-classifier").hash
+    assert card["metric"]["kind"] == "accuracy" and card["metric"]["n"] == 10_000 and 0 < card["metric"]["value"] < 1
+    assert card["history"][-1] == [6, card["final_loss"]]
+    model = zoo.load("mnist-classifier", device="cpu")
+    assert not model.training
+    trained, _ = zoo.train_recipe("mnist-classifier", progress=False)  # the cached, finished run: no training
+    for a, b in zip(model.state_dict().values(), trained.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    table = cli.models_table()
+    assert "mnist-classifier" in table and "shipped" in table and "not shipped" in table  # ddpm is not in tmp
+
+
+def test_load_refuses_a_damaged_file(tiny_zoo):
+    cli.train_command("mnist-classifier")
+    path = tiny_zoo / "mnist-classifier.pt"
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(zoo.ShippedWeightsError) as e:
+        zoo.load("mnist-classifier")
+    msg = str(e.value)
+    assert str(path) in msg and zoo.card("mnist-classifier")["sha256"] in msg
+    assert "python -m ardiff train mnist-classifier" in msg
+
+
+def test_load_refuses_weights_of_another_recipe(tiny_zoo, monkeypatch):
+    cli.train_command("mnist-classifier")
+    old = zoo.recipe("mnist-classifier").hash
+    monkeypatch.setitem(zoo.RECIPES, "mnist-classifier", tiny_classifier().variant("mnist-classifier",
+                                                                                   train=dict(lr=1e-3)))
+    with pytest.raises(zoo.ShippedWeightsError, match=f"{old}.*{zoo.recipe('mnist-classifier').hash}"):
+        zoo.load("mnist-classifier")
+
+
+def test_missing_weights_train_the_recipe_and_say_so(tiny_zoo, capsys):
+    model = zoo.load("mnist-classifier", device="cpu")
+    out = capsys.readouterr().out
+    assert "no shipped weights" in out and "training it by its recipe" in out
+    assert not model.training and not (tiny_zoo / "mnist-classifier.pt").exists()  # never written silently
+
+
+def test_retrain_switch_trains_instead_of_loading(tiny_zoo, capsys, monkeypatch):
+    cli.train_command("mnist-classifier")
+    monkeypatch.setenv("ARDIFF_RETRAIN", "1")
+    capsys.readouterr()
+    zoo.load("mnist-classifier", device="cpu")
+    assert "ARDIFF_RETRAIN is set" in capsys.readouterr().out
+
+
+def test_an_interrupted_recipe_resumes_to_the_same_weights(tiny_zoo, monkeypatch, tmp_path):
+    full, _ = zoo.train_recipe("mnist-classifier", progress=False)
+    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache2"))
+    r = zoo.recipe("mnist-classifier")
+
+    def stop_at_3(step, model, ema):
+        return step >= 3
+
+    from ardiff.train import train
+    train(r.build(), zoo._data(r), zoo._objective(r), r.train, checkpoint_path=zoo._cache_path(r), resume=True,
+          progress=False, callback=stop_at_3)
+    state = torch.load(zoo._cache_path(r), weights_only=True)
+    # the callback stop writes a checkpoint marked complete; mark it incomplete as a killed run leaves it
+    state["complete"] = False
+    torch.save(state, zoo._cache_path(r))
+    resumed, info = zoo.train_recipe("mnist-classifier", progress=False)
+    assert info["steps"] == 6
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- the shipped models
+SHIPPED = [n for n in zoo.names() if zoo.weights_path(n).is_file()]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_match_their_card_and_recipe(name):
+    card = zoo.card(name)
+    path = zoo.weights_path(name)
+    assert card["recipe_hash"] == zoo.recipe(name).hash, f"{name}: recipe changed since its weights were trained"
+    assert card["bytes"] == path.stat().st_size <= 15e6
+    model = zoo.load(name, device="cpu")
+    assert not model.training and card["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_shipped_weights_stay_small():
+    assert sum(zoo.weights_path(n).stat().st_size for n in SHIPPED) <= 80e6
+
+
+@pytest.mark.skipif("mnist-classifier" not in SHIPPED, reason="classifier not shipped yet")
+def test_shipped_classifier_reaches_99_percent(shared_data):
+    from ardiff.data import load_mnist
+    from ardiff.metrics import accuracy
+
+    x, y = load_mnist("test")
+    acc = accuracy(zoo.load("mnist-classifier", device="cpu"), x, y)
+    assert acc >= 0.99
+    assert acc == pytest.approx(zoo.card("mnist-classifier")["metric"]["value"], abs=1e-9)
