@@ -74,3 +74,16 @@ def test_static_explorer_moves_in_headless_chromium(built_book):
         assert not errors, errors
     finally:
         d.quit()
+
+
+def test_models_page_is_generated_from_the_manifest(tmp_path):
+    """book/models.md is what `python -m ardiff models --book book` writes today: it cannot drift from the cards."""
+    from ardiff.cli import models_page
+
+    fresh = models_page(tmp_path).read_text()
+    assert (ROOT / "book" / "models.md").read_text() == fresh, "run `python -m ardiff models --book book`"
+    from ardiff import zoo
+    for name in zoo.names():
+        if zoo.weights_path(name).is_file():
+            assert zoo.card(name)["sha256"] in fresh
+            assert (ROOT / "book" / "models" / f"{name}-loss.png").is_file()

@@ -132,4 +132,13 @@ def test_callback_can_stop_training(tmp_path):
     path = tmp_path / "ck.pt"
     r = train(tiny(), DATA, diffusion_loss, steps=100, checkpoint_path=path, callback=cb, **KW)
     assert seen == [2, 4, 6] and r.history[-1][0] == 6
-    assert load_checkpoint(path)["step"] == 6
+    assert load_checkpoint(path)["step"] == 6 and not load_checkpoint(path)["complete"]  # resumable, not finished
+
+
+def test_device_name_words(monkeypatch):
+    from ardiff.train import device_name
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100")
+    assert device_name(torch.device("cuda")) == "cuda (NVIDIA H100)"
+    assert device_name(torch.device("cpu")).startswith("cpu (") and "cores" in device_name(torch.device("cpu"))
+    assert device_name(torch.device("mps")) == "mps"

@@ -1,6 +1,7 @@
 """The model zoo: recipe hashes, shipping and loading weights with checks, the CLI, the shipped models."""
-import json
+import hashlib
 import math
+import os
 from dataclasses import fields, replace
 
 import pytest
@@ -81,7 +82,8 @@ def test_train_ship_load_round_trip(tiny_zoo, capsys):
     path = tiny_zoo / "mnist-classifier.pt"
     assert path.is_file() and entry["bytes"] == path.stat().st_size
     card = zoo.card("mnist-classifier")
-    assert card == json.loads((tiny_zoo / "manifest.json").read_text())["mnist-classifier"]
+    assert card == entry and card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not list(tiny_zoo.glob("*.new")) and not list(tiny_zoo.glob("*.tmp"))
     for key in ("sha256", "bytes", "recipe_hash", "steps", "seconds", "device", "torch", "date", "final_loss",
                 "metric", "history", "command"):
         assert key in card, key
@@ -93,8 +95,9 @@ def test_train_ship_load_round_trip(tiny_zoo, capsys):
     trained, _ = zoo.train_recipe("mnist-classifier", progress=False)  # the cached, finished run: no training
     for a, b in zip(model.state_dict().values(), trained.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    table = cli.models_table()
-    assert "mnist-classifier" in table and "shipped" in table and "not shipped" in table  # ddpm is not in tmp
+    rows = {line.split()[0]: line for line in cli.models_table().splitlines()[1:]}
+    assert "  shipped  " in rows["mnist-classifier"] and "not shipped" not in rows["mnist-classifier"]
+    assert "not shipped" in rows["mnist-ddpm"]  # the temporary weights folder holds only the classifier
 
 
 def test_load_refuses_a_damaged_file(tiny_zoo):
@@ -132,6 +135,16 @@ def test_retrain_switch_trains_instead_of_loading(tiny_zoo, capsys, monkeypatch)
     capsys.readouterr()
     zoo.load("mnist-classifier", device="cpu")
     assert "ARDIFF_RETRAIN is set" in capsys.readouterr().out
+    monkeypatch.setenv("ARDIFF_RETRAIN", "false")
+    zoo.load("mnist-classifier", device="cpu")
+    assert "training" not in capsys.readouterr().out
+
+
+def test_train_refuses_an_unwritable_destination_before_training(tiny_zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="--out"):
+        cli.train_command("mnist-classifier")
+    assert not list((tmp_path / "cache").glob("zoo/*.pt"))  # nothing was trained
 
 
 def test_an_interrupted_recipe_resumes_to_the_same_weights(tiny_zoo, monkeypatch, tmp_path):
@@ -146,9 +159,7 @@ def test_an_interrupted_recipe_resumes_to_the_same_weights(tiny_zoo, monkeypatch
     train(r.build(), zoo._data(r), zoo._objective(r), r.train, checkpoint_path=zoo._cache_path(r), resume=True,
           progress=False, callback=stop_at_3)
     state = torch.load(zoo._cache_path(r), weights_only=True)
-    # the callback stop writes a checkpoint marked complete; mark it incomplete as a killed run leaves it
-    state["complete"] = False
-    torch.save(state, zoo._cache_path(r))
+    assert state["step"] == 3 and not state["complete"]  # stopped early: a run to resume, never to ship
     resumed, info = zoo.train_recipe("mnist-classifier", progress=False)
     assert info["steps"] == 6
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):

@@ -24,6 +24,18 @@ def has_outputs(nb) -> bool:
     return any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
+def _shipped_sha256() -> dict:
+    """{name: sha256} of the zoo's shipped weights: which trained models a run's outputs came from."""
+    from . import zoo
+    out = {}
+    for name in zoo.names():
+        try:
+            out[name] = zoo.card(name)["sha256"]
+        except ValueError:
+            continue
+    return out
+
+
 def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "python3") -> dict:
     """Execute one notebook in its own folder and write it (in place unless ``out_path``).
 
@@ -56,7 +68,7 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
     device = pick_device()
     info = {"profile": get_profile().name,
             "device": torch.cuda.get_device_name(0) if device.type == "cuda" else device.type,
-            "torch": torch.__version__, "seconds": round(seconds, 1),
+            "torch": torch.__version__, "seconds": round(seconds, 1), "weights": _shipped_sha256(),
             "executed": time.strftime("%Y-%m-%d", time.gmtime())}
     nb.metadata["ardiff"] = info
     out_path = Path(out_path) if out_path else path
@@ -158,6 +170,10 @@ def train_command(name: str, device=None, out=None) -> dict:
     from . import zoo
 
     r = zoo.recipe(name)
+    dest = Path(out or zoo.WEIGHTS)
+    dest.mkdir(parents=True, exist_ok=True)
+    if not os.access(dest, os.W_OK):  # say so now, not after an hour of training
+        raise PermissionError(f"cannot write the weights to {dest}; pass --out DIR (a writable folder)")
     print(f"{name}: recipe {r.hash}, {r.train.steps} steps of batch {r.train.batch_size} "
           f"(about {r.minutes:.0f} minutes on a 2-core CPU); checkpoints in {zoo._cache_path(r)}", flush=True)
     model, info = zoo.train_recipe(r, device=device)

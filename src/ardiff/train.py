@@ -112,7 +112,7 @@ def pick_device(name: str | None = None) -> torch.device:
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.getdevice_name(device)})"
+        return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         import platform
         return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
@@ -151,7 +151,8 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
         checkpoint_path: where to write checkpoints (None: none are written).
         resume: continue from ``checkpoint_path`` when it exists.
         callback: ``(step, model, ema) -> bool | None``, called after each logged step (e.g. to
-            evaluate); returning True stops training there, with the final checkpoint written.
+            evaluate); returning True stops training there, with a checkpoint written that is not
+            marked complete (``resume=True`` continues the run).
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     data, n = _as_tuple(data)
@@ -240,7 +241,7 @@ def train(model: torch.nn.Module, data, loss_fn: Callable, config: TrainConfig |
         bar.update(1)
     bar.close()
     seconds = time.perf_counter() - start
-    checkpoint(done=True)
+    checkpoint(done=step >= config.steps)  # a run stopped early by the callback can be resumed
     if ema is not None:  # buffers (e.g. BatchNorm statistics) are not averaged: take the latest
         for b_ema, b in zip(ema.buffers(), model.buffers()):
             b_ema.copy_(b)

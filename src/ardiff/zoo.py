@@ -22,6 +22,7 @@ minutes, resumes after an interruption, writes the weights file and its card at 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -208,12 +209,12 @@ def train_recipe(r: Recipe | str, device=None, progress: bool = True, cache=None
     info = {"history": [tuple(h) for h in state["history"]], "seconds": state.get("seconds"),
             "steps": state["step"], "device": state.get("device"), "path": str(path),
             "final_loss": state["history"][-1][1] if state["history"] else None}
-    return model.eval().to(device or "cpu"), info
+    from .train import pick_device
+    return model.eval().to(pick_device(device)), info
 
 
 # ---------------------------------------------------------------- the headline metric of a card
-@torch.no_grad()
-def evaluate(r: Recipe | str, model, classifier=None, progress: bool = True) -> dict:
+def evaluate(r: Recipe | str, model, classifier=None, progress: bool = True, **protocol) -> dict:
     """Measure a recipe's headline metric on ``model``, by the protocol in ``recipe.metric``.
 
     - 'accuracy': test accuracy on the 10,000 MNIST test digits;
@@ -221,12 +222,19 @@ def evaluate(r: Recipe | str, model, classifier=None, progress: bool = True) -> 
     - 'fid': FID-MNIST of n samples (the recipe's sampler and steps) against n test digits, beside the
       real floor (n training digits) and the FID of N(0, I) noise at the same n.
     """
+    r = recipe(r) if isinstance(r, str) else r
+    m = {**r.metric, **protocol}  # e.g. steps=10: the same protocol at another step count
+    dev = next(model.parameters()).device
+    if m["kind"] == "fid" and classifier is None:
+        classifier = load("mnist-classifier", dev)  # may train (outside no_grad)
+    with torch.no_grad():
+        return _evaluate(r, m, model, classifier, dev, progress)
+
+
+def _evaluate(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dict:
     from .data import load_mnist
     from .metrics import accuracy
 
-    r = recipe(r) if isinstance(r, str) else r
-    m = r.metric
-    dev = next(model.parameters()).device
     if m["kind"] == "accuracy":
         x, y = load_mnist(m["split"])
         return {"kind": "accuracy", "split": m["split"], "n": len(y), "value": accuracy(model, x, y)}
@@ -239,7 +247,7 @@ def evaluate(r: Recipe | str, model, classifier=None, progress: bool = True) -> 
     if m["kind"] == "fid":
         from .ddpm import sample
         from .metrics import FidMnist
-        fm = FidMnist(classifier if classifier is not None else load("mnist-classifier", dev), n=m["n"])
+        fm = FidMnist(classifier, n=m["n"])
         g = torch.Generator(dev).manual_seed(m["seed"])
         chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
                          generator=g, progress=progress) for i in range(0, m["n"], 250)]
@@ -262,11 +270,12 @@ def ship(name: str, model, info: dict, metric: dict, root=None) -> dict:
     r = recipe(name)
     root = Path(root or WEIGHTS)
     path = weights_path(name, root)
+    tmp_weights = path.with_name(path.name + ".new")
     save_checkpoint({k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu()
-                     for k, v in model.state_dict().items()}, path)
+                     for k, v in model.state_dict().items()}, tmp_weights)
     history = info["history"]
     stride = max(1, len(history) // 200)  # at most ~200 points of the loss curve in the card
-    entry = {"name": name, "file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size,
+    entry = {"name": name, "file": path.name, "sha256": _sha256(tmp_weights), "bytes": tmp_weights.stat().st_size,
              "recipe_hash": r.hash, "recipe": r.to_dict(), "summary": r.summary,
              "parameters": sum(p.numel() for p in model.parameters()), "steps": info["steps"],
              "seconds": round(info["seconds"], 1), "device": info["device"], "torch": torch.__version__,
@@ -277,6 +286,7 @@ def ship(name: str, model, info: dict, metric: dict, root=None) -> dict:
     cards[name] = entry
     tmp = root / "manifest.json.tmp"
     tmp.write_text(json.dumps(dict(sorted(cards.items())), indent=1) + "\n")
+    os.replace(tmp_weights, path)  # both files are complete before either replaces the shipped one
     os.replace(tmp, root / "manifest.json")
     return entry
 
@@ -293,7 +303,8 @@ def load(name: str, device=None, retrain: bool | None = None, root=None) -> torc
 
     r = recipe(name)
     device = pick_device(device)
-    retrain = os.environ.get("ARDIFF_RETRAIN", "") not in ("", "0") if retrain is None else retrain
+    if retrain is None:
+        retrain = os.environ.get("ARDIFF_RETRAIN", "").strip().lower() not in ("", "0", "false", "no", "off")
     path = weights_path(name, root)
     if retrain or not path.is_file():
         why = "ARDIFF_RETRAIN is set" if retrain else f"no shipped weights at {path}"
@@ -305,12 +316,13 @@ def load(name: str, device=None, retrain: bool | None = None, root=None) -> torc
     if entry["recipe_hash"] != r.hash:
         raise ShippedWeightsError(f"{path}: trained by recipe {entry['recipe_hash']}, but the recipe in this code "
                                   f"hashes to {r.hash} (a setting changed); {retrain_hint}")
-    found = _sha256(path)
+    data = path.read_bytes()  # hash and parse the same bytes
+    found = hashlib.sha256(data).hexdigest()
     if found != entry["sha256"]:
         raise ShippedWeightsError(f"{path}: SHA-256 {found} does not match the manifest's {entry['sha256']}; "
                                   f"the file is damaged or was replaced; {retrain_hint}")
     model = r.build()
-    model.load_state_dict(load_checkpoint(path))
+    model.load_state_dict(load_checkpoint(io.BytesIO(data)))
     return model.eval().to(device)
 
 
