@@ -136,10 +136,10 @@ def models_page(folder) -> Path:
             lines += [f"## `{name}`", "", f"{r.summary}. Not shipped yet: "
                       f"`python -m ardiff train {name}` trains it (about {r.minutes:.0f} minutes on 2 CPU cores).", ""]
             continue
-        fig, ax = plt.subplots(figsize=(5, 2.6))
+        fig, ax = plt.subplots(figsize=(5.5, 3))
         steps, losses = zip(*c["history"])
         ax.plot(steps, losses, color="C0")
-        ax.set(xlabel="training step", ylabel="loss (mean over the logging window)", yscale="log", title=name)
+        ax.set(xlabel="training step", ylabel="mean loss per log interval", yscale="log", title=name)
         fig.tight_layout()
         fig.savefig(folder / "models" / f"{name}-loss.png", dpi=80, metadata={"Software": None})
         plt.close(fig)
