@@ -185,6 +185,10 @@ def test_sharpness_and_diversity_by_hand():
     sharp[..., 2:6, 2:6] = 1
     blurred = torch.nn.functional.avg_pool2d(sharp, 3, 1, 1)
     assert sharpness(blurred) < sharpness(sharp)
+    both = torch.cat([sharp, blurred, checker.expand(1, 1, 2, 2).repeat(1, 1, 4, 4)])
+    per = sharpness(both, per_image=True)
+    assert per.shape == (3,) and per[0] == pytest.approx(sharpness(sharp)) and per[1] == pytest.approx(sharpness(blurred))
+    assert per.mean() == pytest.approx(sharpness(both))
     assert diversity([[0.0, 0.0], [3.0, 4.0]]) == pytest.approx(5.0)
     assert diversity([[1.0, 2.0]] * 3) == 0.0
     with pytest.raises(ValueError, match="images"):

@@ -1,10 +1,12 @@
 """Every lesson executes top to bottom in the quick profile; its own assertions check what it claims."""
 import os
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from ardiff import zoo
 from ardiff.cli import execute_notebook, has_outputs, main
 
 from conftest import ROOT, SHARED_DATA
@@ -47,6 +49,20 @@ def test_stored_outputs_say_where_they_came_from(path):
     assert has_outputs(nb), f"{path.name} is committed without outputs"
     meta = nb.metadata.get("ardiff", {})
     assert meta.get("profile") in ("quick", "full") and meta.get("device"), f"{path.name}: no profile/device recorded"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_stored_outputs_come_from_the_shipped_weights(path):
+    """A lesson that loads shipped models stores outputs of the full profile, made with exactly those weights."""
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    used = sorted(set(re.findall(r'zoo\.(?:load|card)\("([\w.-]+)"', code)))
+    meta = nb.metadata.get("ardiff", {})
+    for name in used:
+        assert meta.get("weights", {}).get(name) == zoo.card(name)["sha256"], \
+            f"{path.name}: stored outputs were not made with the shipped {name}; re-run it: ARDIFF_PROFILE=full python -m ardiff run-lessons lessons/{path.name}"
+    if used:
+        assert meta.get("profile") == "full", f"{path.name}: stored outputs must come from the full profile"
 
 
 def test_cli_rejects_missing_notebook(capsys):

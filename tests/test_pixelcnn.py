@@ -88,6 +88,33 @@ def test_fast_and_naive_samples_are_equal_and_seeded():
     assert fast.dtype == torch.long and 0 <= fast.min() and fast.max() <= 255
 
 
+def test_row_cached_sampler_matches_the_network_when_the_reach_exceeds_the_image():
+    """The fast sampler's row context + horizontal stacks give the full network's logits, with the book's
+    dilations (reach 13 rows and columns): near the edges and where rows and columns are cropped."""
+    model = randomised(PixelCNN(channels=8, dilations=(1, 2, 1, 4, 1, 2, 1)), seed=2)
+    x = torch.randint(0, 256, (2, 1, 30, 20))                         # rows beyond the reach get cropped
+    full = model(x)[:, :, 0]                                          # (2, 256, 30, 20)
+    inp = from_pixels(x)
+    for i in (0, 4, 13, 14, 22, 29):
+        context = model.row_context(inp[:, :, max(0, i - model.reach):i + 1])
+        for j in (0, 5, 13, 19):
+            c0 = max(0, j - model.reach)
+            got = model.last_pixel_logits(inp[:, :, i:i + 1, c0:j + 1], [c[..., c0:j + 1] for c in context])
+            torch.testing.assert_close(got, full[:, :, i, j], rtol=1e-4, atol=1e-5)
+
+
+def test_fast_and_naive_completions_are_equal():
+    model = randomised(PixelCNN(channels=8, dilations=(1, 2, 1, 4)), seed=3)
+    for p in model.head[-1].parameters():
+        p.data *= 0.05
+    x = torch.randint(0, 256, (3, 1, 12, 14))
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, :, :7] = True
+    mask[1, :, 9:, :5] = True                           # image 1 also keeps a patch lower down
+    a, b = (model.sample(x_init=x, mask=mask, generator=torch.Generator().manual_seed(4), fast=f) for f in (False, True))
+    assert torch.equal(a, b) and torch.equal(a[mask], x[mask]) and not torch.equal(a, x)
+
+
 def test_completion_keeps_the_given_pixels():
     model = randomised(PixelCNN(channels=8, dilations=(1,)))
     x = torch.randint(0, 256, (2, 1, 6, 6))

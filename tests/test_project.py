@@ -87,3 +87,34 @@ def test_image_grid_frames_every_tile():
     assert g.shape == (2 * 5 + 1, 2 * 5 + 1)
     assert (g[0] == 0.5).all() and (g[:, 0] == 0.5).all() and (g[1:5, 1:5] == 1).all()
     assert (g[6:10, 6:10] == 0.5).all()  # the empty fourth slot stays frame-grey
+
+
+def test_band_grid_shows_each_band_and_refuses_wrong_names():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pytest
+    import torch
+    from ardiff.plot import band_grid
+
+    from ardiff.plot import image_grid
+    from ardiff.spectral import band_split
+
+    g = torch.Generator().manual_seed(0)
+    late = torch.rand(3, 1, 12, 12, generator=g) * 2 - 1
+    states = {900: 0.5 * late, 0: late}               # the same content, half as strong early on
+    fig = band_grid(states, (0.1, 0.3), n=2, band_names=["low", "mid", "high"], image_label="x")
+    assert fig.axes[0].get_title() == "t = 900" and len(fig.axes) == 4 * 2
+    assert fig.axes[0].get_ylabel() == "x" and fig.axes[2].get_ylabel() == "low"
+    cell = lambda row, col: fig.axes[2 * row + col].get_images()[0].get_array()
+    bands = band_split(late[:2], (0.1, 0.3)).float()
+    np.testing.assert_allclose(cell(1, 1), image_grid(bands[0].clamp(-1, 1), nrow=2), atol=1e-6)  # low band as is
+    high = (bands[2] / bands[2].abs().max()).clamp(-1, 1)                  # one scale per row: its largest swing
+    np.testing.assert_allclose(cell(3, 1), image_grid(high, nrow=2), atol=1e-6)
+    np.testing.assert_allclose(cell(3, 0), image_grid(0.5 * high, nrow=2), atol=1e-6)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="band_names"):
+        band_grid(states, (0.1, 0.3), n=2, band_names=["low", "high"])
+    with pytest.raises(ValueError, match="n = 4"):
+        band_grid(states, (0.1, 0.3), n=4)

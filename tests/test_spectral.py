@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from ardiff import NoiseSchedule, q_sample
-from ardiff.spectral import (cutoff_frequency, fit_power_law, noisy_spectrum, power_spectrum, rapsd,
-                             settling_steps, snr_per_frequency)
+from ardiff.spectral import (band_split, cutoff_frequency, fit_power_law, noisy_spectrum, power_spectrum, rapsd,
+                             settling_steps, snr_per_frequency, trajectory_errors, trajectory_spectra)
 
 
 def power_law_field(n, beta, batch=8, seed=0):
@@ -91,3 +91,33 @@ def test_bad_inputs():
         cutoff_frequency([0.1, 0.2], [1.0, 1.0], NoiseSchedule.linear(10), 1, tau=0)
     with pytest.raises(ValueError, match=r"tol must be in \(0, 1\)"):
         settling_steps(torch.ones(3, 2), tol=1.5)
+
+
+def test_band_split_adds_up_and_separates_frequencies():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 16, 20, generator=g)
+    bands = band_split(x, (0.1, 0.25))
+    assert bands.shape == (3, 3, 1, 16, 20)
+    torch.testing.assert_close(bands.sum(0), x.double())
+    # a cosine of 0.15 cycles/pixel along x (3 cycles over 20 pixels) lies wholly in the middle band
+    cos = torch.cos(2 * torch.pi * 0.15 * torch.arange(20.0)).expand(1, 1, 16, 20)
+    parts = band_split(cos, (0.1, 0.25))
+    energy = (parts ** 2).sum(dim=(1, 2, 3, 4))
+    assert energy[1] > 0.99 * energy.sum() and energy[0] < 1e-9 * energy[1] and energy[2] < 1e-9 * energy[1]
+    with pytest.raises(ValueError, match="edges"):
+        band_split(x, (0.3, 0.1))
+
+
+def test_trajectory_errors_compare_content_not_only_power():
+    g = torch.Generator().manual_seed(1)
+    final = torch.randn(4, 1, 16, 16, generator=g)
+    low, mid, high = band_split(final, (2.5 / 16, 0.3))  # the first edge between two RAPSD bins
+    flipped = low - mid - high         # the right coarse content, fine content of the same power but opposite sign
+    freqs, errors, settled = trajectory_errors([torch.zeros_like(final), flipped, final], tol=0.1)
+    assert errors.shape == (3, len(freqs)) and torch.all(errors[-1] == 0)
+    torch.testing.assert_close(errors[0], torch.ones_like(errors[0]))      # nothing there yet: error 1 everywhere
+    assert torch.all(errors[1][freqs < 0.14] < 1e-20) and torch.all(errors[1][freqs > 0.17] > 3.9)
+    assert settled[freqs < 0.14].eq(1).all() and settled[freqs > 0.17].eq(2).all()
+    # the power of the middle state is the final power at every band, so settling_steps sees no change there
+    _, power = trajectory_spectra([flipped, final])
+    torch.testing.assert_close(power[0], power[1])

@@ -193,3 +193,82 @@ def test_shipped_classifier_reaches_99_percent(shared_data):
     acc = accuracy(zoo.load("mnist-classifier", device="cpu"), x, y)
     assert acc >= 0.99
     assert acc == pytest.approx(zoo.card("mnist-classifier")["metric"]["value"], abs=1e-9)
+
+
+# ---------------------------------------------------------------- fine-tuned and method-1 recipes (lesson 04)
+def _tiny(name, **changes):
+    r = zoo.recipe(name)
+    train = dict(steps=3, batch_size=8, warmup_steps=1, checkpoint_every=None, log_every=1)
+    return r.variant(name, data={**r.data, "limit": 16}, train={**train, **changes.pop("train", {})}, **changes)
+
+
+@pytest.fixture
+def tiny_lesson04(tiny_zoo, monkeypatch):
+    """Tiny shipped DDPM and PixelCNN, a control that continues the DDPM and a method-1 recipe."""
+    unet = dict(base_channels=8, channel_mults=[1], num_res_blocks=1, attention=False, groups=4)
+    monkeypatch.setitem(zoo.RECIPES, "mnist-ddpm", _tiny("mnist-ddpm", config=unet))
+    monkeypatch.setitem(zoo.RECIPES, "mnist-pixelcnn", _tiny("mnist-pixelcnn", config={"channels": 4, "dilations": [1]}))
+    control = _tiny("mnist-ddpm-ft", config=unet, train=dict(lr=1e-12))  # lr ~ 0: the weights stay the shipped ones
+    method1 = zoo._method1("completion", 0.5)
+    method1 = replace(method1, config=control.config, data=control.data, train=control.train)
+    monkeypatch.setitem(zoo.RECIPES, control.name, control)
+    monkeypatch.setitem(zoo.RECIPES, method1.name, method1)
+    for name in ("mnist-ddpm", "mnist-pixelcnn"):
+        model, info = zoo.train_recipe(name, device="cpu", progress=False)
+        zoo.ship(name, model, info, {"kind": "accuracy", "split": "test", "n": 0, "value": 0.0})
+    return control, method1
+
+
+def test_method1_recipe_needs_its_objective_and_settings():
+    r = zoo._method1("sample", 0.1)
+    with pytest.raises(ValueError, match="eps-mse\\+ar"):
+        replace(r, objective="eps-mse")
+    with pytest.raises(ValueError, match="keys"):
+        replace(r, ar={"lam": 0.1})
+    assert r.train == zoo.recipe("mnist-ddpm-ft").train and r.data == zoo.recipe("mnist-ddpm-ft").data
+
+
+def test_finetuned_recipe_starts_from_the_shipped_weights_and_hashes_them(tiny_lesson04):
+    control, method1 = tiny_lesson04
+    d = control.to_dict()
+    assert d["init"] == {"name": "mnist-ddpm", "sha256": zoo.card("mnist-ddpm")["sha256"]}
+    assert method1.to_dict()["ar"]["prior_sha256"] == zoo.card("mnist-pixelcnn")["sha256"]
+    model, info = zoo.train_recipe(control, device="cpu", progress=False)
+    shipped = zoo.load("mnist-ddpm", device="cpu")
+    for (k, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+    assert "partner_seconds" not in info
+    # retraining the prior changes the method-1 recipe's hash: its weights would be stale
+    before = method1.hash
+    pcnn = zoo.recipe("mnist-pixelcnn").build()
+    zoo.ship("mnist-pixelcnn", pcnn, {"history": [(1, 1.0)], "steps": 1, "seconds": 0.0, "device": "cpu",
+                                      "final_loss": 1.0}, {"kind": "bpd", "n": 0, "value": 8.0})
+    assert method1.hash != before
+
+
+def test_a_recipe_built_on_an_unshipped_model_says_so(tiny_lesson04, monkeypatch):
+    control, method1 = tiny_lesson04
+    zoo.weights_path("mnist-ddpm").unlink()
+    monkeypatch.setenv("ARDIFF_RETRAIN", "1")  # even then: never train the base model on the fly
+    with pytest.raises(ValueError, match="ship them first"):
+        zoo.train_recipe(control, device="cpu", progress=False)
+
+
+def test_method1_trains_on_cached_partners(tiny_lesson04, monkeypatch):
+    _, method1 = tiny_lesson04
+    model, info = zoo.train_recipe(method1, device="cpu", progress=False)
+    assert info["partner_seconds"] > 0 and info["steps"] == 3 and math.isfinite(info["final_loss"])
+    cached = list((zoo._cache_path(method1).parent).glob("partners-*.pt"))
+    assert len(cached) == 1
+    import ardiff.arprior
+    monkeypatch.setattr(ardiff.arprior, "ar_partners", lambda *a, **k: pytest.fail("partners drawn again"))
+    _, again = zoo.train_recipe(method1, device="cpu", progress=False)  # the finished run, from the cache
+    assert again["partner_seconds"] == info["partner_seconds"]
+    # the partners agree with the training digits on the kept rows (the completion pairing)
+    from ardiff.data import load_mnist
+    from ardiff.train import load_checkpoint
+    partners = load_checkpoint(cached[0])["partners"]
+    x, _ = load_mnist("train", limit=16)
+    torch.testing.assert_close(partners[:, :, :14], x[:, :, :14], rtol=0, atol=1 / 127.5)
+    cached[0].unlink()                     # the finished run keeps its partners' cost without the partners file
+    assert zoo.train_recipe(method1, device="cpu", progress=False)[1]["partner_seconds"] == info["partner_seconds"]

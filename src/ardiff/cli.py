@@ -49,7 +49,7 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
     import torch
 
     from .profiles import get_profile
-    from .train import pick_device
+    from .train import device_name, pick_device
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -65,9 +65,7 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
         print(f"{path}: failed; the partly executed notebook is in {failed}", file=sys.stderr)
         raise
     seconds = time.perf_counter() - start
-    device = pick_device()
-    info = {"profile": get_profile().name,
-            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else device.type,
+    info = {"profile": get_profile().name, "device": device_name(pick_device()),
             "torch": torch.__version__, "seconds": round(seconds, 1), "weights": _shipped_sha256(),
             "executed": time.strftime("%Y-%m-%d", time.gmtime())}
     nb.metadata["ardiff"] = info
@@ -153,6 +151,11 @@ def models_page(folder) -> Path:
                   f"| data | {c['recipe']['data']['dataset']} {c['recipe']['data']['split']}"
                   f"{'' if c['recipe']['data']['limit'] is None else ' (first ' + str(c['recipe']['data']['limit']) + ')'}; "
                   f"{c['recipe']['data']['source']} |",
+                  *([f"| starts from | the shipped `{c['recipe']['init']['name']}` "
+                     f"(sha256 `{c['recipe']['init']['sha256'][:16]}…`) |"] if c["recipe"].get("init") else []),
+                  *([f"| method 1 | λ = {c['recipe']['ar']['lam']:g}, {c['recipe']['ar']['pairing']} partners from "
+                     f"`{c['recipe']['ar']['prior']}`, drawn in {c.get('partner_seconds', 0) / 60:.1f} min |"]
+                    if c["recipe"].get("ar") else []),
                   f"| training time | {c['seconds'] / 60:.1f} min on {c['device']}, torch {c['torch']}, {c['date']} |",
                   f"| final loss | {c['final_loss']:.4f} |",
                   f"| file | `ardiff/weights/{c['file']}`, {c['bytes'] / 1e6:.2f} MB, fp32 EMA weights |",

@@ -158,19 +158,22 @@ def bits_per_dim(nll_nats: torch.Tensor | float, dims: int) -> torch.Tensor | fl
     return nll_nats / (dims * math.log(2))
 
 
-def sharpness(images: torch.Tensor) -> float:
+def sharpness(images: torch.Tensor, per_image: bool = False):
     r"""Mean gradient magnitude :math:`\frac1N\sum\sqrt{(\partial_x x)^2 + (\partial_y x)^2}` (forward differences),
     of images clipped to [-1, 1]: blurred digits score lower, noisy ones higher. Compare with real digits.
 
     Args:
         images: (B, C, H, W) with H, W >= 2.
+        per_image: return the (B,) array of each image's mean instead of the overall mean (for
+            :func:`ardiff.claims.bootstrap_means`).
     """
     if images.ndim != 4 or min(images.shape[-2:]) < 2:
         raise ValueError(f"images must have shape (B, C, H, W) with H, W >= 2, got {tuple(images.shape)}")
     x = images.detach().float().clamp(-1, 1)
     dx = x[..., :-1, 1:] - x[..., :-1, :-1]  # (B, C, H-1, W-1)
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]  # (B, C, H-1, W-1)
-    return float((dx ** 2 + dy ** 2).sqrt().mean())
+    grad = (dx ** 2 + dy ** 2).sqrt()
+    return grad.flatten(1).mean(1).cpu().numpy() if per_image else float(grad.mean())
 
 
 def diversity(feats) -> float:

@@ -116,15 +116,22 @@ class GatedLayer(nn.Module):
         self.first = first
 
     def forward(self, v, h):
-        v_feat = self.v_conv(v)                                # (B, 2c, H, W)
-        h_feat = self.h_conv(h) + self.v_to_h(v_feat)           # vertical context joins the row
-        v_f, v_g = v_feat.chunk(2, dim=1)
-        h_f, h_g = h_feat.chunk(2, dim=1)
-        v_out = torch.tanh(v_f) * torch.sigmoid(v_g)
-        h_gated = torch.tanh(h_f) * torch.sigmoid(h_g)
-        skip = self.h_out(h_gated)
-        h_out = skip if self.first else h + skip               # residual connection in the horizontal stack
+        v_feat, v_out = self.vertical(v)
+        h_out, skip = self.horizontal(h, self.v_to_h(v_feat))
         return v_out, h_out, skip
+
+    def vertical(self, v):
+        """The vertical stack: ``(v_feat, v_out)``, (B, 2c, H, W) before the gate and (B, c, H, W) after."""
+        v_feat = self.v_conv(v)
+        v_f, v_g = v_feat.chunk(2, dim=1)
+        return v_feat, torch.tanh(v_f) * torch.sigmoid(v_g)
+
+    def horizontal(self, h, v_context):
+        """The horizontal stack, given ``v_context = v_to_h(v_feat)``: ``(h_out, skip)``, each (B, c, H, W)."""
+        h_feat = self.h_conv(h) + v_context                    # vertical context joins the row
+        h_f, h_g = h_feat.chunk(2, dim=1)
+        skip = self.h_out(torch.tanh(h_f) * torch.sigmoid(h_g))
+        return (skip if self.first else h + skip), skip         # residual connection in the horizontal stack
 
 
 class PixelCNN(nn.Module):
@@ -167,6 +174,24 @@ class PixelCNN(nn.Module):
             skips = skips + skip
         return self.head(skips)[:, :, None]  # (B, 256, 1, H, W)
 
+    def row_context(self, inp: torch.Tensor) -> list:
+        """The vertical stacks' context for the last row of ``inp`` (B, 1, rows, W), one (B, 2c, 1, W)
+        tensor per layer. It depends only on the rows above, so a sampler computes it once per row."""
+        context, v = [], inp
+        for layer in self.layers:
+            v_feat, v = layer.vertical(v)
+            context.append(layer.v_to_h(v_feat[:, :, -1:]))
+        return context
+
+    def last_pixel_logits(self, row: torch.Tensor, context: list) -> torch.Tensor:
+        """Logits (B, 256) of the last pixel of ``row`` (B, 1, 1, w), given :meth:`row_context` cropped to
+        the same w columns: only the horizontal stacks run."""
+        h, skips = row, 0
+        for layer, v_context in zip(self.layers, context):
+            h, skip = layer.horizontal(h, v_context)
+            skips = skips + skip
+        return self.head(skips[:, :, :, -1:])[:, :, 0, 0]
+
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         r"""Exact negative log-likelihood :math:`-\log p(x)` in nats, (B,)."""
         logits = self(x)
@@ -194,8 +219,9 @@ class PixelCNN(nn.Module):
             temperature: > 0; below 1 sharpens the distribution.
             x_init: (n, 1, H, W) pixels 0..255 to complete; with ``mask``.
             mask: (n, 1, H, W) bool/0-1, 1 where ``x_init`` is kept and 0 where pixels are generated.
-            fast: recompute only the window of rows and columns that the next pixel can see
-                (``self.reach``) instead of the whole image.
+            fast: instead of the whole network on the whole image for every pixel, run the vertical
+                stacks once per row (on the ``self.reach`` rows above) and, for each pixel, only the
+                horizontal stacks on the ``self.reach`` columns to its left.
             uniforms: optional (n, 1, H, W) uniforms in [0, 1) to use instead of drawing them.
         Returns:
             (n, 1, H, W) int64 pixels 0..255.
@@ -235,14 +261,17 @@ class PixelCNN(nn.Module):
             rows = tqdm(rows, desc="PixelCNN sampling", leave=False)
         needed = (~keep).any(dim=0)[0].cpu()  # (H, W): pixels some image still has to draw; one sync
         for i in rows:
+            if fast and needed[i].any():  # the vertical stacks, once per row, on the rows within reach
+                context = self.row_context(from_pixels(x[:, :, max(0, i - r):i + 1]))
             for j in range(W):
                 if not needed[i, j]:
                     continue
                 todo = ~keep[:, 0, i, j]
                 # x was validated above: call the network directly (forward() would re-check every pixel)
-                if fast:  # the rows above within reach, the columns within reach on either side
-                    r0, c0, c1 = max(0, i - r), max(0, j - r), min(W, j + r + 1)
-                    logits = self.net(from_pixels(x[:, :, r0:i + 1, c0:c1]))[:, :, 0, i - r0, j - c0]  # (n, 256)
+                if fast:  # the horizontal stacks only, on the columns within reach to the left
+                    c0 = max(0, j - r)
+                    logits = self.last_pixel_logits(from_pixels(x[:, :, i:i + 1, c0:j + 1]),
+                                                    [c[..., c0:j + 1] for c in context])     # (n, 256)
                 else:
                     logits = self.net(from_pixels(x))[:, :, 0, i, j]
                 cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(1)  # (n, 256)

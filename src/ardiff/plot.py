@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation"]
+__all__ = ["to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation",
+           "band_grid"]
 
 
 def to_display(images: torch.Tensor) -> np.ndarray:
@@ -145,3 +146,48 @@ def trajectory_animation(trajectory: dict, frames: int = 25, nrow: int = 4, inte
     anim = animation.FuncAnimation(fig, draw, frames=len(idx), interval=interval, blit=False)
     plt.close(fig)
     return anim
+
+
+def band_grid(states: dict, edges, n: int = 4, band_names=None, image_label: str = "image", title: str | None = None):
+    """Images along a trajectory split into frequency bands (:func:`ardiff.spectral.band_split`).
+
+    One column per step (the keys of ``states``, e.g. t), each cell ``n`` images side by side; the first
+    row shows the images, the next rows their bands from low to high frequency. The lowest band holds
+    the mean and is drawn like an image; the higher bands swing around zero (grey) and are drawn on one
+    scale per row (the largest swing of that band over all steps), so a band that has not formed yet is
+    flat grey.
+
+    Args:
+        states: ``{t: (B, 1, H, W)}`` in [-1, 1] (B >= n).
+        edges: the cut frequencies (cycles per pixel) between the bands.
+    """
+    import matplotlib.pyplot as plt
+
+    from .spectral import band_split
+
+    ts = list(states)
+    if any(states[t].shape[0] < n for t in ts):
+        raise ValueError(f"every state must hold at least n = {n} images")
+    k = len(edges) + 1
+    names = list(band_names or [f"band {i + 1}" for i in range(k)])
+    if len(names) != k:
+        raise ValueError(f"band_names must have {k} entries (one per band), got {len(names)}")
+    bands = {t: band_split(states[t][:n].cpu().clamp(-1, 1), edges).float() for t in ts}  # (k, n, 1, H, W)
+    swing = [1.0] + [max(bands[t][i].abs().max().item() for t in ts) or 1.0 for i in range(1, k)]
+    fig, axes = plt.subplots(k + 1, len(ts), figsize=(1.15 * n * len(ts) / 4 + 0.8, 1.0 * (k + 1) + 0.5),
+                             squeeze=False)
+    for col, t in enumerate(ts):
+        rows = [states[t][:n].cpu()] + [bands[t][i] / swing[i] for i in range(k)]
+        for row, images in enumerate(rows):
+            ax = axes[row, col]
+            ax.imshow(image_grid(images.clamp(-1, 1), nrow=n), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"t = {t}", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(([image_label] + names)[row], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

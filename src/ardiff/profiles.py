@@ -37,6 +37,7 @@ class Profile:
                                    # gives each one a PixelCNN partner, so quick keeps it small
     fid_n: int                     # samples per FID, compared with as many test digits
     fid_draws: int                 # bootstrap resamples for the spread of an FID difference
+    compare_n: int                 # lesson 02: samples per sampler configuration (its FIDs are at this n)
     sample_steps: tuple            # sampler steps compared in lesson 02
     selftrain_steps: int           # "train it yourself": steps of the shipped recipe a lesson runs
     selftrain_batch: int
@@ -46,7 +47,8 @@ class Profile:
     pcnn_steps: int
     pcnn_batch: int
     pcnn_lr: float
-    pcnn_bpd_goal: float           # test bits/dim the lesson asserts it reaches
+    pcnn_bpd_goal: float           # test bits/dim the shipped PixelCNN must stay below (a regression guard)
+    bpd_n: int                     # test digits the shipped PixelCNN's bits/dim is measured on
     pcnn_sizes: tuple              # image sides for the sampling-cost measurement
     # lesson 04: AR priors for diffusion
     ar_runs: tuple                 # method 1 models as (pairing, lam): same data, seed and budget as the baseline
@@ -62,7 +64,6 @@ class Profile:
     spec_photo_size: int           # side of the photographs
     spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
     spec_traj_n: int               # samples whose x0_hat spectra are followed along the reverse process
-    spec_traj_method: str          # 'ddim' (100 steps) on a CPU, 'ddpm' (1000 steps) on a GPU
 
 
 PROFILES = {
@@ -70,24 +71,24 @@ PROFILES = {
                      clf_steps=200, clf_train_limit=20_000,
                      unet=dict(base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention=False),
                      ddpm_steps=300, ddpm_batch=64, ddpm_lr=3e-3, train_limit=512,
-                     fid_n=100, fid_draws=20, sample_steps=(10, 50), selftrain_steps=60, selftrain_batch=32,
+                     fid_n=100, fid_draws=20, compare_n=300, sample_steps=(10, 20), selftrain_steps=60, selftrain_batch=32,
                      pcnn_channels=16, pcnn_dilations=(1, 2, 1), pcnn_steps=200, pcnn_batch=32, pcnn_lr=3e-3,
-                     pcnn_bpd_goal=1.5, pcnn_sizes=(8, 12, 16, 20),
+                     pcnn_bpd_goal=1.15, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
                      ar_runs=(("completion", 0.1), ("sample", 0.1)), ar_keep_rows=14,
                      ar_partner_batch=256, ar_pool=128, ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                      ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20), ar_seeds=3,
-                     spec_photo_size=128, spec_images=1000, spec_traj_n=64, spec_traj_method="ddim"),
+                     spec_photo_size=128, spec_images=1000, spec_traj_n=64),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     clf_steps=3_000, clf_train_limit=None,
                     unet=dict(base_channels=48, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True),
                     ddpm_steps=20_000, ddpm_batch=512, ddpm_lr=1e-3, train_limit=None,
-                    fid_n=1_000, fid_draws=50, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
+                    fid_n=1_000, fid_draws=50, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
                     pcnn_channels=64, pcnn_dilations=(1, 2, 1, 4, 1, 2, 1), pcnn_steps=20_000, pcnn_batch=128,
-                    pcnn_lr=1e-3, pcnn_bpd_goal=0.80, pcnn_sizes=(8, 16, 28, 40, 56),
+                    pcnn_lr=1e-3, pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
                     ar_runs=(("completion", 0.01), ("completion", 0.1), ("completion", 1.0), ("sample", 0.1)),
                     ar_keep_rows=14, ar_partner_batch=2048, ar_pool=None, ar_steps=50, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600, 800), ar_step_grid=(10, 20, 50, 100), ar_seeds=4,
-                    spec_photo_size=256, spec_images=5000, spec_traj_n=512, spec_traj_method="ddpm"),
+                    spec_photo_size=256, spec_images=5000, spec_traj_n=256),
 }
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 __all__ = ["power_spectrum", "rapsd", "fit_power_law", "noisy_spectrum", "snr_per_frequency",
-           "cutoff_frequency", "trajectory_spectra", "settling_steps"]
+           "cutoff_frequency", "trajectory_spectra", "settling_steps", "trajectory_errors", "settled_index", "band_split"]
 
 
 def _as_4d(images) -> torch.Tensor:
@@ -149,8 +149,66 @@ def settling_steps(power: torch.Tensor, tol: float = 0.1) -> torch.Tensor:
     if not 0 < tol < 1:
         raise ValueError(f"tol must be in (0, 1), got {tol}")
     rel = (power - power[-1:]).abs() / power[-1:].abs().clamp_min(1e-12)   # (steps, F)
-    outside = rel > tol
-    # last index that is still outside the band, + 1 (0 when never outside)
-    idx = torch.arange(power.shape[0])[:, None].expand_as(outside)
-    last_out = torch.where(outside, idx, torch.full_like(idx, -1)).amax(dim=0)
-    return last_out + 1
+    return settled_index(rel, tol)
+
+
+def settled_index(distance: torch.Tensor, tol: float) -> torch.Tensor:
+    """For each column of ``distance`` (steps, F), the first index from which it stays at or below ``tol``.
+
+    Returns (F,) long: 0 when never above ``tol``; ``steps`` when still above it at the last step.
+    """
+    if distance.ndim != 2:
+        raise ValueError(f"distance must be (steps, F), got {tuple(distance.shape)}")
+    outside = distance > tol
+    idx = torch.arange(outside.shape[0])[:, None].expand_as(outside)
+    return torch.where(outside, idx, torch.full_like(idx, -1)).amax(dim=0) + 1
+
+
+def trajectory_errors(states, tol: float | None = None):
+    r"""How far each state's *content* in each frequency band is from the last state's.
+
+    For radial band k (the bins of :func:`rapsd`), summed over the batch,
+    :math:`e_k(s) = \sum |\mathrm{FFT}(x_s) - \mathrm{FFT}(x_\text{last})|^2 / \sum |\mathrm{FFT}(x_\text{last})|^2`.
+    Unlike the power (:func:`settling_steps`), this compares the Fourier coefficients themselves, phase
+    included: a band has settled when *what* it shows stops changing, not only how strong it is.
+
+    Args:
+        states: a list of (B, C, H, W) tensors along a trajectory (e.g. the x0_hat of ``ddpm.sample``).
+        tol: also return, per band, the first index from which :math:`e_k` stays at or below ``tol``.
+    Returns:
+        ``(freqs, errors)`` with errors (steps, F) float64; with ``tol``, ``(freqs, errors, settled)``.
+    """
+    if len(states) == 0:
+        raise ValueError("states must hold at least one (B, C, H, W) tensor")
+    if tol is not None and not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol}")
+    final = _as_4d(states[-1])
+    if any(tuple(s.shape) != tuple(states[-1].shape) for s in states):
+        raise ValueError(f"states must all have the final state's shape {tuple(states[-1].shape)}")
+    freqs, ref = rapsd(final)
+    errors = torch.stack([rapsd(_as_4d(s) - final)[1] / ref.clamp_min(1e-12) for s in states])
+    return (freqs, errors) if tol is None else (freqs, errors, settled_index(errors, tol))
+
+
+def band_split(images, edges) -> torch.Tensor:
+    """Split images into radial frequency bands that add up to the images.
+
+    Band k keeps the Fourier coefficients with radial frequency in ``[edges[k-1], edges[k])`` (the
+    first band from 0, so it holds the mean; the last up to the corner, sqrt(0.5)).
+
+    Args:
+        images: (B, C, H, W).
+        edges: ascending cut frequencies in (0, 0.5], cycles per pixel; e.g. (0.1, 0.25) gives 3 bands.
+    Returns:
+        (len(edges) + 1, B, C, H, W) float64, whose sum over the first axis is the input.
+    """
+    x = _as_4d(images)
+    edges = [float(e) for e in edges]
+    if not edges or any(not 0 < e <= 0.5 for e in edges) or edges != sorted(set(edges)):
+        raise ValueError(f"edges must be ascending, distinct, in (0, 0.5]; got {edges}")
+    H, W = x.shape[-2:]
+    fy, fx = torch.fft.fftfreq(H, dtype=torch.float64), torch.fft.fftfreq(W, dtype=torch.float64)
+    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)            # (H, W) radial frequency
+    bounds = [0.0, *edges, float("inf")]
+    spectrum = torch.fft.fft2(x)
+    return torch.stack([torch.fft.ifft2(spectrum * ((r >= lo) & (r < hi))).real for lo, hi in zip(bounds, bounds[1:])])

@@ -41,6 +41,7 @@ __all__ = ["Recipe", "RECIPES", "ShippedWeightsError", "names", "recipe", "card"
 WEIGHTS = Path(__file__).with_name("weights")
 FORMAT_VERSION = 1  # bump when model code changes in a way that invalidates trained weights
 MNIST_SOURCE = "MNIST IDX gzip files (LeCun et al.), SHA-256 verified"
+AR_KEYS = ("keep_rows", "lam", "pairing", "pool", "prior", "seed")
 
 
 class ShippedWeightsError(RuntimeError):
@@ -59,12 +60,28 @@ class Recipe:
     metric: dict = field(default_factory=dict)  # how the card's headline metric is measured
     minutes: float = 0.0            # training time on the project's 2-core CPU (for messages; not hashed)
     summary: str = ""               # one line for tables (not hashed)
+    init: str | None = None         # fine-tuning: training starts from this recipe's shipped weights
+    ar: dict | None = None          # method 1 (objective 'eps-mse+ar'): lam, pairing, keep_rows, prior, seed, pool
+
+    def __post_init__(self):
+        if (self.ar is not None) != (self.objective == "eps-mse+ar"):
+            raise ValueError(f"{self.name}: objective 'eps-mse+ar' and the ar settings go together")
+        if self.ar is not None and set(self.ar) != set(AR_KEYS):
+            raise ValueError(f"{self.name}: ar must have exactly the keys {AR_KEYS}, got {sorted(self.ar)}")
 
     def to_dict(self) -> dict:
-        """Everything that determines the weights (and the metric's protocol), as plain JSON values."""
+        """Everything that determines the weights (and the metric's protocol), as plain JSON values.
+
+        A fine-tuned recipe includes the SHA-256 of the shipped weights it starts from, and a method-1
+        recipe that of its AR prior, so retraining either makes this recipe's weights stale.
+        """
         d = {"name": self.name, "model": self.model, "config": self.config, "data": self.data,
              "objective": self.objective, "train": asdict(self.train), "schedule": self.schedule_spec,
              "metric": self.metric, "format": FORMAT_VERSION}
+        if self.init is not None:  # only when set: the hashes of the from-scratch recipes stay as they were
+            d["init"] = {"name": self.init, "sha256": _manifest().get(self.init, {}).get("sha256")}
+        if self.ar is not None:
+            d["ar"] = {**self.ar, "prior_sha256": _manifest().get(self.ar["prior"], {}).get("sha256")}
         return json.loads(json.dumps(d, sort_keys=True, default=list))
 
     @property
@@ -110,6 +127,29 @@ def _mnist(limit=None) -> dict:
 _UNET = dict(in_channels=1, image_size=28, base_channels=32, channel_mults=[1, 2, 2], num_res_blocks=2,
              attention=True, num_heads=4, num_classes=None, dropout=0.0, groups=8)
 
+_SCHEDULE = {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+_FID = {"kind": "fid", "n": 1000, "method": "ddim", "steps": 50, "seed": 0}
+_FT_MINUTES = 20
+_FINETUNE_CONTROL = Recipe(
+    "mnist-ddpm-ft", "UNet", _UNET, _mnist(limit=10_000), "eps-mse",
+    TrainConfig(steps=600, batch_size=128, lr=2e-4, warmup_steps=50, lr_schedule="cosine", ema_decay=0.999,
+                checkpoint_every=100, seed=1),
+    schedule_spec=_SCHEDULE, metric=_FID, minutes=_FT_MINUTES, init="mnist-ddpm",
+    summary="mnist-ddpm continued for 600 steps on the first 10,000 digits: lesson 04's lambda = 0 control")
+
+
+def _method1_name(pairing: str, lam: float) -> str:
+    return f"mnist-ddpm-ar-{pairing}-{lam:g}"
+
+
+def _method1(pairing: str, lam: float) -> Recipe:
+    """Method 1 (``ardiff.arprior.consistency_loss``) continuing the shipped DDPM, with the control's budget."""
+    return replace(_FINETUNE_CONTROL, name=_method1_name(pairing, lam), objective="eps-mse+ar", minutes=_FT_MINUTES,
+                   ar={"lam": lam, "pairing": pairing, "keep_rows": 14, "prior": "mnist-pixelcnn", "seed": 0,
+                       "pool": 1000 if pairing == "sample" else None},
+                   summary=f"mnist-ddpm continued with method 1 (AR consistency loss, {pairing} partners, lambda {lam:g})")
+
+
 RECIPES = {r.name: r for r in [
     Recipe("mnist-classifier", "MnistClassifier", {"width": 32, "feature_dim": 128}, _mnist(), "cross-entropy",
            TrainConfig(steps=3000, batch_size=128, lr=2e-3, warmup_steps=50, lr_schedule="cosine", ema_decay=0.0,
@@ -119,15 +159,18 @@ RECIPES = {r.name: r for r in [
     Recipe("mnist-ddpm", "UNet", _UNET, _mnist(), "eps-mse",
            TrainConfig(steps=2400, batch_size=128, lr=5e-4, warmup_steps=100, lr_schedule="cosine",
                        ema_decay=0.999, checkpoint_every=150, seed=0),
-           schedule_spec={"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02},
-           metric={"kind": "fid", "n": 1000, "method": "ddim", "steps": 50, "seed": 0}, minutes=80,
+           schedule_spec=_SCHEDULE, metric=_FID, minutes=80,
            summary="DDPM noise predictor, U-Net 1.54 M (base 32, mults 1-2-2, attention), linear schedule"),
-    Recipe("mnist-pixelcnn", "PixelCNN", {"channels": 64, "dilations": [1, 2, 1, 4, 1, 2, 1], "kernel": 3,
+    Recipe("mnist-pixelcnn", "PixelCNN", {"channels": 48, "dilations": [1, 2, 1, 4, 1, 2, 1], "kernel": 3,
                                           "zero_init_head": True}, _mnist(), "nll",
-           TrainConfig(steps=2400, batch_size=64, lr=1e-3, warmup_steps=100, lr_schedule="cosine",
+           TrainConfig(steps=3200, batch_size=64, lr=1e-3, warmup_steps=100, lr_schedule="cosine",
                        ema_decay=0.999, checkpoint_every=150, seed=0),
-           metric={"kind": "bpd", "split": "test"}, minutes=70,
-           summary="Gated PixelCNN (64 channels, 8 layers), 256-way softmax per pixel"),
+           metric={"kind": "bpd", "split": "test"}, minutes=85,
+           summary="Gated PixelCNN (48 channels, 8 layers), 256-way softmax per pixel"),
+    # Lesson 04, method 1 (AR consistency loss): each model continues the shipped DDPM for the same steps, on the
+    # same 10,000 digits, in the same order (same seed), as a control that continues with lam = 0.
+    _FINETUNE_CONTROL,
+    *[_method1(pairing, lam) for pairing, lam in (("completion", 0.1), ("completion", 1.0), ("sample", 0.1))],
 ]}
 
 
@@ -160,14 +203,62 @@ def card(name: str, root=None) -> dict:
 
 
 # ---------------------------------------------------------------- training a recipe
-def _data(r: Recipe):
+def _data(r: Recipe, device=None, progress: bool = True, cache=None):
+    """The training data of a recipe, and the seconds spent drawing method 1's AR partners (else None)."""
     from .data import load_mnist
     from .pixelcnn import to_pixels
 
     if r.data["dataset"] != "mnist":
         raise ValueError(f"unknown dataset {r.data['dataset']!r}")
     x, y = load_mnist(r.data["split"], limit=r.data["limit"])
-    return {"eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective]
+    if r.objective == "eps-mse+ar":
+        partners, seconds = _partners(r, x, device, progress, cache)
+        return (x, partners), seconds
+    return {"eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective], None
+
+
+_PARTNER_BATCH = 256
+
+
+def _partners_path(r: Recipe, device=None, cache=None) -> Path:
+    """Where a method-1 recipe's partners are cached: keyed by everything that decides them (the prior's
+    SHA-256, pairing, seed, data, sampler batch, device type and code format), not by lam."""
+    from .train import pick_device
+
+    key = {k: v for k, v in r.to_dict()["ar"].items() if k != "lam"} | {
+        "data": r.data, "batch": _PARTNER_BATCH, "device": pick_device(device).type, "format": FORMAT_VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return _cache_path(r, cache).with_name(f"partners-{digest}.pt")
+
+
+def _shipped_input(name: str, why: str) -> torch.nn.Module:
+    """A shipped model that another recipe is built on: never retrained on the fly, since the recipe's hash
+    records the shipped file's SHA-256."""
+    if name not in RECIPES or not weights_path(name).is_file() or name not in _manifest():
+        raise ValueError(f"{why} needs the shipped weights of {name!r}; ship them first "
+                         f"(`python -m ardiff train {name}`)")
+    return load(name, device="cpu", retrain=False)
+
+
+def _partners(r: Recipe, x: torch.Tensor, device=None, progress: bool = True, cache=None):
+    """Method 1's AR partners of the training images (:func:`ardiff.arprior.ar_partners`), drawn once from
+    the shipped prior and cached (they cost PixelCNN sampling time, which the card reports)."""
+    from .arprior import ar_partners
+    from .train import load_checkpoint, pick_device, save_checkpoint
+
+    path = _partners_path(r, device, cache)
+    if path.is_file():
+        state = load_checkpoint(path)
+        return state["partners"], state["seconds"]
+    a = r.ar
+    prior = _shipped_input(a["prior"], f"{r.name} (its AR partners)").to(pick_device(device))
+    start = time.perf_counter()
+    partners = ar_partners(prior, x.to(next(prior.parameters()).device), a["pairing"], keep_rows=a["keep_rows"],
+                           seed=a["seed"], batch_size=_PARTNER_BATCH, pool=a["pool"], progress=progress)
+    seconds = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint({"partners": partners, "seconds": seconds}, path)
+    return partners, seconds
 
 
 def _objective(r: Recipe):
@@ -179,6 +270,10 @@ def _objective(r: Recipe):
         return lambda m, batch, g: F.cross_entropy(m(batch[0]).float(), batch[0].long())
     if r.objective == "cross-entropy":
         return lambda m, batch, g: F.cross_entropy(m(batch[0]), batch[1])
+    if r.objective == "eps-mse+ar":  # method 1: L_diff + lam * ||x0_hat - x0_AR||^2
+        from .arprior import consistency_loss
+        schedule, lam = r.schedule, r.ar["lam"]
+        return lambda m, batch, g: consistency_loss(m, batch[0], batch[1], schedule, lam, generator=g)[0]
     raise ValueError(f"unknown objective {r.objective!r}")
 
 
@@ -194,21 +289,30 @@ def train_recipe(r: Recipe | str, device=None, progress: bool = True, cache=None
     Returns ``(model, info)``: the EMA weights (raw when the recipe has no EMA) in eval mode, and
     ``info`` with ``history``, ``seconds`` (all sessions together), ``steps``, ``device``.
     """
-    from .train import load_checkpoint, train
+    from .train import load_checkpoint, save_checkpoint, train
 
     r = recipe(r) if isinstance(r, str) else r
     path = _cache_path(r, cache)
     state = load_checkpoint(path) if path.is_file() else None
     model = r.build()
     if state is None or not state.get("complete"):
-        train(model, _data(r), _objective(r), r.train, checkpoint_path=path, resume=True, device=device,
+        if r.init is not None and state is None:  # fine-tuning starts from the checked shipped weights
+            model.load_state_dict(_shipped_input(r.init, f"{r.name} (fine-tuned from it)").state_dict())
+        data, partner_seconds = _data(r, device, progress, cache)
+        train(model, data, _objective(r), r.train, checkpoint_path=path, resume=True, device=device,
               progress=progress)
         state = load_checkpoint(path)
+        if partner_seconds is not None:  # the partners' cost stays with the finished run
+            state["partner_seconds"] = partner_seconds
+            save_checkpoint(state, path)
+    partner_seconds = state.get("partner_seconds")
     model = r.build()
     model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
     info = {"history": [tuple(h) for h in state["history"]], "seconds": state.get("seconds"),
             "steps": state["step"], "device": state.get("device"), "path": str(path),
             "final_loss": state["history"][-1][1] if state["history"] else None}
+    if partner_seconds is not None:
+        info["partner_seconds"] = partner_seconds
     from .train import pick_device
     return model.eval().to(pick_device(device)), info
 
@@ -282,6 +386,8 @@ def ship(name: str, model, info: dict, metric: dict, root=None) -> dict:
              "date": time.strftime("%Y-%m-%d", time.gmtime()), "final_loss": info["final_loss"],
              "history": [list(h) for h in history[::stride]] + ([list(history[-1])] if (len(history) - 1) % stride else []),
              "metric": metric, "command": f"python -m ardiff train {name}"}
+    if "partner_seconds" in info:
+        entry["partner_seconds"] = round(info["partner_seconds"], 1)
     cards = _manifest(root)
     cards[name] = entry
     tmp = root / "manifest.json.tmp"

@@ -1,0 +1,101 @@
+r"""Claims ledgers: verdicts computed from measurements, never typed in.
+
+A claim compares two configurations a and b on a measure m (FID, sharpness, seconds per image...).
+The verdict rests on the *difference* :math:`d = m(a) - m(b)` and the spread of that difference,
+:math:`s = \mathrm{sd}(d)` over paired resamples: bootstrap draws that resample both sample sets (and
+the reference set, for FID) together, or repeated seeds. Then
+
+- 'better' when :math:`d` beats 0 by more than :math:`k s` in the measure's good direction,
+- 'worse' when it loses by more than :math:`k s`,
+- 'tie' otherwise.
+
+With :math:`k = 2` and a roughly normal :math:`d`, a true tie is called a win or a loss about 5% of the
+time. The spread of the difference is what decides, not the spread of each measure: two FIDs measured
+against the same test digits share much of their noise, which cancels in the difference.
+
+A configuration whose samples have collapsed (FID at or above that of noise, or almost no diversity)
+is not scored on sharpness or anything else: :func:`collapse` names why, and the ledger says
+'collapsed'.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Difference", "difference", "compare", "bootstrap_means", "collapse"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """:math:`d = m(a) - m(b)` and the standard deviation of d over paired resamples."""
+    value: float
+    sd: float
+
+    def __format__(self, spec: str) -> str:
+        return f"{self.value:{spec or '.3g'}} ± {self.sd:{spec or '.3g'}}"
+
+    def sign(self, k: float = 2.0) -> int:
+        """+1 when d > k·sd, -1 when d < -k·sd, 0 otherwise."""
+        if not k > 0:
+            raise ValueError(f"k must be > 0, got {k}")
+        return 1 if self.value > k * self.sd else -1 if self.value < -k * self.sd else 0
+
+
+def difference(value_a: float, value_b: float, draws_a, draws_b) -> Difference:
+    """The difference of two measures, with its spread from paired draws.
+
+    Args:
+        value_a, value_b: the measures on the full sample sets.
+        draws_a, draws_b: (draws,) the same measures on paired resamples: draw i of both used the same
+            resample of everything they share (e.g. a column pair of ``FidMnist.bootstrap``).
+    """
+    a, b = np.asarray(draws_a, np.float64), np.asarray(draws_b, np.float64)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"draws_a and draws_b must be paired 1-D arrays of >= 2 draws, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all() and np.isfinite([value_a, value_b]).all()):
+        raise ValueError("values and draws must be finite")
+    return Difference(float(value_a - value_b), float((a - b).std(ddof=1)))
+
+
+def compare(diff: Difference, lower_is_better: bool, k: float = 2.0) -> str:
+    """'better', 'worse' or 'tie' for a over b, given ``diff = m(a) - m(b)``."""
+    s = diff.sign(k)
+    if s == 0:
+        return "tie"
+    return "better" if (s < 0) == lower_is_better else "worse"
+
+
+def bootstrap_means(*per_item, draws: int = 200, seed: int = 0) -> np.ndarray:
+    """Means of per-item values on paired bootstrap resamples: (draws, len(per_item)).
+
+    All sets must have one value per item, with item i of every set made from the same input (e.g. the
+    same starting noise); each draw resamples the item indices once and uses them for every set, so
+    column differences give the spread of a paired difference.
+    """
+    sets = [np.asarray(v, np.float64).ravel() for v in per_item]
+    if not sets or len({len(v) for v in sets}) != 1 or len(sets[0]) < 2:
+        raise ValueError(f"per_item must be one or more sets of the same length >= 2, got lengths "
+                         f"{[len(v) for v in sets]}")
+    if draws < 2:
+        raise ValueError(f"draws must be >= 2, got {draws}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(sets[0]), (draws, len(sets[0])))          # (draws, n)
+    return np.stack([v[idx].mean(1) for v in sets], axis=1)
+
+
+def collapse(fid: float, noise_fid: float, diversity: float, real_diversity: float,
+             min_share: float = 0.1) -> str | None:
+    """Why a configuration's samples have collapsed, or None.
+
+    Collapsed: an FID at or above that of Gaussian noise at the same n (the samples are no closer to
+    digits than noise is), or a diversity (mean pairwise feature distance) below ``min_share`` of
+    real digits' (nearly identical samples, e.g. all black).
+    """
+    if not 0 < min_share < 1:
+        raise ValueError(f"min_share must be in (0, 1), got {min_share}")
+    if fid >= noise_fid:
+        return f"FID {fid:.0f} is at or above that of noise ({noise_fid:.0f})"
+    if diversity < min_share * real_diversity:
+        return f"diversity {diversity:.2f} is below {min_share:.0%} of real digits' ({real_diversity:.2f})"
+    return None

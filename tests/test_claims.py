@@ -1,0 +1,45 @@
+"""Ledger verdicts: margins from the spread of differences, and collapse."""
+import numpy as np
+import pytest
+
+from ardiff.claims import Difference, bootstrap_means, collapse, compare, difference
+
+
+def test_paired_draws_cancel_shared_noise():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 10, 500)                  # noise both measures share (e.g. the test resample)
+    a, b = 50 + shared + rng.normal(0, 0.5, 500), 52 + shared + rng.normal(0, 0.5, 500)
+    d = difference(50.0, 52.0, a, b)
+    assert d.value == -2.0 and 0.6 < d.sd < 0.8     # sqrt(0.5^2 + 0.5^2) ~ 0.71, not ~14
+    assert compare(d, lower_is_better=True) == "better" and compare(d, lower_is_better=False) == "worse"
+    unpaired = difference(50.0, 52.0, a, rng.permutation(b))
+    assert unpaired.sd > 10 and compare(unpaired, lower_is_better=True) == "tie"
+
+
+def test_sign_and_format():
+    assert Difference(3.0, 1.0).sign() == 1 and Difference(-3.0, 1.0).sign() == -1 and Difference(1.9, 1.0).sign() == 0
+    assert Difference(1.9, 1.0).sign(k=1.5) == 1
+    assert f"{Difference(-52.34, 10.41):.1f}" == "-52.3 ± 10.4"
+    with pytest.raises(ValueError, match="k must be"):
+        Difference(1.0, 1.0).sign(k=0)
+    with pytest.raises(ValueError, match="paired"):
+        difference(1.0, 2.0, [1.0, 2.0], [1.0])
+
+
+def test_bootstrap_means_pair_the_items():
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, 400)
+    out = bootstrap_means(base, base + 0.1, draws=300, seed=2)
+    assert out.shape == (300, 2)
+    np.testing.assert_allclose(out[:, 1] - out[:, 0], 0.1)           # paired: the difference never varies
+    assert abs(out[:, 0].std() - 1 / np.sqrt(400)) < 0.01
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_means(base, base[:10])
+
+
+def test_collapse_names_the_reason():
+    assert collapse(120.0, 1900.0, 9.0, 10.0) is None
+    assert "noise" in collapse(2000.0, 1900.0, 9.0, 10.0)
+    assert "diversity" in collapse(300.0, 1900.0, 0.5, 10.0)
+    with pytest.raises(ValueError, match="min_share"):
+        collapse(1.0, 2.0, 1.0, 1.0, min_share=1.5)
