@@ -156,7 +156,7 @@ def test_an_interrupted_recipe_resumes_to_the_same_weights(tiny_zoo, monkeypatch
         return step >= 3
 
     from ardiff.train import train
-    train(r.build(), zoo._data(r), zoo._objective(r), r.train, checkpoint_path=zoo._cache_path(r), resume=True,
+    train(r.build(), zoo._data(r)[0], zoo._objective(r), r.train, checkpoint_path=zoo._cache_path(r), resume=True,
           progress=False, callback=stop_at_3)
     state = torch.load(zoo._cache_path(r), weights_only=True)
     assert state["step"] == 3 and not state["complete"]  # stopped early: a run to resume, never to ship
