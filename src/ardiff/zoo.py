@@ -54,7 +54,7 @@ class Recipe:
     model: str                      # 'UNet', 'PixelCNN' or 'MnistClassifier'
     config: dict                    # the model's full constructor config
     data: dict                      # dataset, split, limit, source
-    objective: str                  # 'eps-mse' (DDPM), 'nll' (PixelCNN, nats/dim), 'cross-entropy'
+    objective: str                  # 'eps-mse' (DDPM), 'blockwise-eps-mse', 'nll' (PixelCNN, nats/dim), 'cross-entropy'
     train: TrainConfig              # every training setting, the seed included
     schedule_spec: dict | None = None   # {'kind': 'linear', 'T': 1000, 'beta_start': ..., 'beta_end': ...}
     metric: dict = field(default_factory=dict)  # how the card's headline metric is measured
@@ -68,6 +68,13 @@ class Recipe:
             raise ValueError(f"{self.name}: objective 'eps-mse+ar' and the ar settings go together")
         if self.ar is not None and set(self.ar) != set(AR_KEYS):
             raise ValueError(f"{self.name}: ar must have exactly the keys {AR_KEYS}, got {sorted(self.ar)}")
+        if self.ar is not None:
+            from .arprior import PAIRINGS, _check_lam
+            if _check_lam(self.ar["lam"]) == 0:
+                raise ValueError(f"{self.name}: ar lam must be > 0 (lam = 0 is the plain loss: a recipe with objective "
+                                 f"'eps-mse', like mnist-ddpm-ft, without partners to draw)")
+            if self.ar["pairing"] not in PAIRINGS:
+                raise ValueError(f"{self.name}: ar pairing must be one of {PAIRINGS}, got {self.ar['pairing']!r}")
 
     def to_dict(self) -> dict:
         """Everything that determines the weights (and the metric's protocol), as plain JSON values.
@@ -171,6 +178,13 @@ RECIPES = {r.name: r for r in [
     # same 10,000 digits, in the same order (same seed), as a control that continues with lam = 0.
     _FINETUNE_CONTROL,
     *[_method1(pairing, lam) for pairing, lam in (("completion", 0.1), ("completion", 1.0), ("sample", 0.1))],
+    # Lesson 07 (block-wise diffusion): one network for every block height, trained with exactly mnist-ddpm's settings and budget.
+    Recipe("mnist-blockwise", "UNet", {**_UNET, "in_channels": 3, "out_channels": 1, "num_classes": 6}, _mnist(),
+           "blockwise-eps-mse",
+           TrainConfig(steps=2400, batch_size=128, lr=5e-4, warmup_steps=100, lr_schedule="cosine",
+                       ema_decay=0.999, checkpoint_every=150, seed=0),
+           schedule_spec=_SCHEDULE, metric={**_FID, "steps": 8, "block_rows": 7}, minutes=85,
+           summary="Block-wise AR diffusion: the mnist-ddpm U-Net reading image + 2 row masks, h embedded (1-28 rows)"),
 ]}
 
 
@@ -214,7 +228,7 @@ def _data(r: Recipe, device=None, progress: bool = True, cache=None):
     if r.objective == "eps-mse+ar":
         partners, seconds = _partners(r, x, device, progress, cache)
         return (x, partners), seconds
-    return {"eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective], None
+    return {"eps-mse": x, "blockwise-eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective], None
 
 
 _PARTNER_BATCH = 256
@@ -264,6 +278,10 @@ def _partners(r: Recipe, x: torch.Tensor, device=None, progress: bool = True, ca
 def _objective(r: Recipe):
     if r.objective == "eps-mse":
         from .ddpm import loss
+        schedule = r.schedule
+        return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
+    if r.objective == "blockwise-eps-mse":  # one network for every block height (ardiff.blockwise)
+        from .blockwise import loss
         schedule = r.schedule
         return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
     if r.objective == "nll":  # mean NLL per pixel in nats; / ln 2 = bits/dim
@@ -353,11 +371,18 @@ def _evaluate(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dic
         from .metrics import FidMnist
         fm = FidMnist(classifier, n=m["n"])
         g = torch.Generator(dev).manual_seed(m["seed"])
-        chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
-                         generator=g, progress=progress) for i in range(0, m["n"], 250)]
+        if "block_rows" in m:  # block-wise diffusion: m["steps"] per block
+            from . import blockwise
+            chunks = [blockwise.sample(model, r.schedule, min(250, m["n"] - i), m["block_rows"], m["steps"], generator=g,
+                                       method=m["method"], progress=progress) for i in range(0, m["n"], 250)]
+            extra = {"block_rows": m["block_rows"]}
+        else:
+            chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
+                             generator=g, progress=progress) for i in range(0, m["n"], 250)]
+            extra = {}
         noise = torch.randn((m["n"], 1, 28, 28), generator=torch.Generator().manual_seed(m["seed"] + 1))
         return {"kind": "fid", "n": m["n"], "method": m["method"], "steps": m["steps"], "value": fm(torch.cat(chunks)),
-                "floor": fm.floor, "noise": fm(noise)}
+                "floor": fm.floor, "noise": fm(noise), **extra}
     raise ValueError(f"unknown metric kind {m['kind']!r}")
 
 
