@@ -51,11 +51,15 @@ class Profile:
     bpd_n: int                     # test digits the shipped PixelCNN's bits/dim is measured on
     pcnn_sizes: tuple              # image sides for the sampling-cost measurement
     # lesson 04: AR priors for diffusion
+    ar_runs: tuple                 # method 1 models as (pairing, lam): same data, seed and budget as the baseline
     ar_keep_rows: int              # top rows of x0 kept by the 'completion' pairing
+    ar_partner_batch: int          # PixelCNN sampling batch for the partners
+    ar_pool: int | None            # 'sample' pairing: distinct unconditional samples (None: one per image)
     ar_steps: int                  # DDIM steps of the method comparison
     ar_alphas: tuple               # method 2: blend weights
     ar_t_starts: tuple             # principled variant: forward-noise the AR sample to these steps
     ar_step_grid: tuple            # steps of the steps-vs-FID curves
+    ar_seeds: int                  # seeds for the seed-to-seed spread of the baseline's measures
     # lesson 05: spectral autoregression
     spec_photo_size: int           # side of the photographs
     spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
@@ -70,8 +74,9 @@ PROFILES = {
                      fid_n=100, fid_draws=20, compare_n=300, sample_steps=(10, 20), selftrain_steps=60, selftrain_batch=32,
                      pcnn_channels=16, pcnn_dilations=(1, 2, 1), pcnn_steps=200, pcnn_batch=32, pcnn_lr=3e-3,
                      pcnn_bpd_goal=1.15, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
-                     ar_keep_rows=14, ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                     ar_t_starts=(200, 600), ar_step_grid=(5, 10),
+                     ar_runs=(("completion", 0.1), ("sample", 0.1)), ar_keep_rows=14,
+                     ar_partner_batch=256, ar_pool=128, ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20), ar_seeds=3,
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     clf_steps=3_000, clf_train_limit=None,
@@ -80,8 +85,9 @@ PROFILES = {
                     fid_n=1_000, fid_draws=50, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
                     pcnn_channels=64, pcnn_dilations=(1, 2, 1, 4, 1, 2, 1), pcnn_steps=20_000, pcnn_batch=128,
                     pcnn_lr=1e-3, pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
-                    ar_keep_rows=14, ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                    ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
+                    ar_runs=(("completion", 0.01), ("completion", 0.1), ("completion", 1.0), ("sample", 0.1)),
+                    ar_keep_rows=14, ar_partner_batch=2048, ar_pool=None, ar_steps=50, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+                    ar_t_starts=(200, 400, 600, 800), ar_step_grid=(10, 20, 50, 100), ar_seeds=4,
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256),
 }
 
