@@ -2,7 +2,7 @@
 
     python benchmarks/pixelcnn.py [--profile quick|full] [--seconds S] [--evals K] [--sizes 8 16 28]
 
-Trains the profile's gated PixelCNN with ardiff.train.train for S seconds, pausing K times to measure
+Trains the gated PixelCNN of the shipped recipe ``mnist-pixelcnn`` with its settings for S seconds, pausing K times to measure
 bits/dim on 1,000 test digits (EMA weights); then times one-image sampling, naive and fast, at each
 side length (and checks that both give the same image). Evaluation time is excluded from the clock.
 """
@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from ardiff.data import load_mnist
 from ardiff.metrics import timer
-from ardiff.pixelcnn import PixelCNN, to_pixels
+from ardiff import zoo
+from ardiff.pixelcnn import to_pixels
 from ardiff.profiles import get_profile
 from ardiff.train import pick_device, train
 
@@ -37,11 +38,11 @@ def main():
     prof, device = get_profile(args.profile), pick_device()
     seconds = args.seconds or (240.0 if prof.name == "full" else 40.0)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"{device.type} ({torch.get_num_threads()} threads)"
-    torch.manual_seed(0)
-    model = PixelCNN(prof.pcnn_channels, prof.pcnn_dilations)
+    recipe = zoo.recipe("mnist-pixelcnn")
+    model, batch = recipe.build(), recipe.train.batch_size
     print(f"device: {name}, torch {torch.__version__}, profile {prof.name}, "
-          f"PixelCNN {sum(q.numel() for q in model.parameters()):,} parameters, batch {prof.pcnn_batch}")
-    x = to_pixels(load_mnist("train", limit=prof.train_limit)[0])
+          f"PixelCNN {sum(q.numel() for q in model.parameters()):,} parameters, batch {batch}")
+    x = to_pixels(load_mnist("train")[0])
     x_test = to_pixels(load_mnist("test", limit=1000)[0])
     clock = {"train": 0.0, "last": None, "next": seconds / args.evals}
     print(f"{'train s':>8} {'steps':>7} {'images/s':>9} {'test bpd':>9}")
@@ -49,7 +50,7 @@ def main():
     def callback(step, m, ema):
         clock["train"] += time.perf_counter() - clock["last"]
         if clock["train"] >= clock["next"]:
-            print(f"{clock['train']:>8.1f} {step:>7} {step * prof.pcnn_batch / clock['train']:>9,.0f} "
+            print(f"{clock['train']:>8.1f} {step:>7} {step * batch / clock['train']:>9,.0f} "
                   f"{test_bpd(ema, x_test, device):>9.3f}", flush=True)
             clock["next"] += seconds / args.evals
         clock["last"] = time.perf_counter()
@@ -57,7 +58,8 @@ def main():
 
     clock["last"] = time.perf_counter()
     r = train(model, x, lambda m, b, g: F.cross_entropy(m(b[0]).float(), b[0].long()), steps=10**9,
-              batch_size=prof.pcnn_batch, lr=prof.pcnn_lr, ema_decay=0.999, log_every=20,
+              batch_size=batch, lr=recipe.train.lr, warmup_steps=recipe.train.warmup_steps,
+              ema_decay=recipe.train.ema_decay, log_every=20,
               compile=device.type == "cuda", callback=callback, progress=False)
     ema = r.ema.to(device)
     print(f"\n{'side':>5} {'naive s/image':>14} {'fast s/image':>13} {'speed-up':>9}")

@@ -1,10 +1,11 @@
 """Method 1 (consistency loss), method 2 (blend), the principled variant, and the AR partners."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
-from ardiff import NoiseSchedule
+from ardiff import NoiseSchedule, zoo
 from ardiff.arprior import (ar_partners, blend_init, consistency_loss, consistency_weight, sample_from_ar,
                             truncated_init)
 from ardiff.ddpm import loss as ddpm_loss
@@ -12,7 +13,6 @@ from ardiff.metrics import diversity, sharpness
 from ardiff.pixelcnn import PixelCNN, to_pixels
 from ardiff.train import train
 from ardiff.unet import UNet
-from ardiff.zoo import mnist_ar_ddpm
 
 
 class Recorder(torch.nn.Module):
@@ -98,12 +98,14 @@ def test_partner_shape_is_checked():
         consistency_loss(Recorder(), torch.zeros(2, 1, 2, 2), torch.zeros(1, 1, 2, 2), ONE_STEP, 0.1)
 
 
-def test_method1_model_needs_positive_lam_and_a_known_pairing():
-    p = torch.zeros(1, 1, 28, 28)
-    with pytest.raises(ValueError, match="baseline"):
-        mnist_ar_ddpm({}, 1, 1, 1e-3, 0.0, "sample", p)
-    with pytest.raises(ValueError, match="pairing"):
-        mnist_ar_ddpm({}, 1, 1, 1e-3, 0.1, "nearest", p)
+def test_method1_recipe_needs_a_valid_lam_and_a_known_pairing():
+    base = zoo.recipe("mnist-ddpm-ar-completion-1")
+    with pytest.raises(ValueError, match="lam must be a finite number >= 0"):
+        replace(base, ar={**base.ar, "lam": -1.0})
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        replace(base, ar={**base.ar, "pairing": "nearest"})
+    with pytest.raises(ValueError, match="lam must be > 0"):
+        replace(base, ar={**base.ar, "lam": 0.0})
 
 
 def test_consistency_weight():

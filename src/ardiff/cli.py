@@ -80,7 +80,8 @@ def _metric_words(metric: dict | None) -> str:
     if not metric:
         return "-"
     if metric["kind"] == "fid":
-        return (f"FID {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}; "
+        per_block = f" per block of {metric['block_rows']} rows" if "block_rows" in metric else ""
+        return (f"FID {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}{per_block}; "
                 f"floor {metric['floor']:.1f}, noise {metric['noise']:.0f})")
     if metric["kind"] == "bpd":
         return f"{metric['value']:.4f} bits/dim on {metric['n']} test digits"

@@ -134,11 +134,14 @@ class FidMnist:
         """FID of ``samples`` against the n test digits."""
         return fid(self.features(samples), self.test_features)
 
-    def bootstrap(self, *sample_sets: torch.Tensor, draws: int = 100, seed: int = 0) -> np.ndarray:
+    def bootstrap(self, *sample_sets: torch.Tensor, draws: int = 100, seed: int = 0, paired: bool = False) -> np.ndarray:
         """FIDs of each sample set on ``draws`` bootstrap resamples, (draws, len(sample_sets)).
 
         Each draw resamples every set and the test digits with replacement (one test resample per draw,
         shared by all sets), so the column differences give the spread of a *difference* of FIDs.
+        With ``paired=True`` every set is resampled with the *same* indices in a draw: right when sample i
+        of every set comes from the same starting noise (the sets are paired), and then the spread of a
+        difference leaves out the noise that the pairs share. Unpaired resampling is the safe default.
         """
         if not sample_sets or draws < 2:
             raise ValueError(f"give at least one sample set and draws >= 2, got {len(sample_sets)} sets, {draws}")
@@ -147,7 +150,11 @@ class FidMnist:
         out = np.empty((draws, len(feats)))
         for k in range(draws):
             ref = self.test_features[rng.integers(0, self.n, self.n)]
-            out[k] = [fid(f[rng.integers(0, self.n, self.n)], ref) for f in feats]
+            if paired:
+                idx = rng.integers(0, self.n, self.n)
+                out[k] = [fid(f[idx], ref) for f in feats]
+            else:
+                out[k] = [fid(f[rng.integers(0, self.n, self.n)], ref) for f in feats]
         return out
 
 

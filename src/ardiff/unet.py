@@ -29,10 +29,14 @@ class UNetConfig:
     num_classes: int | None = None     # class-conditional when set (label embedding added to the time embedding)
     dropout: float = 0.0
     groups: int = 8                    # GroupNorm groups; must divide every width
+    out_channels: int | None = None    # channels of the prediction (None: in_channels); block-wise diffusion
+                                       # reads 3 channels (image + 2 masks) and predicts 1
 
     def __post_init__(self):
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if self.out_channels not in (None, 1, 3):
+            raise ValueError(f"out_channels must be None, 1 or 3, got {self.out_channels}")
         if self.base_channels < 1 or any(m < 1 for m in self.channel_mults) or not self.channel_mults:
             raise ValueError(f"base_channels and channel_mults must be positive, got {self.base_channels}, "
                              f"{self.channel_mults}")
@@ -102,7 +106,8 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    r""":math:`\varepsilon_\theta(x_t, t\,[, y])`: (B, C, H, W) noisy images and (B,) timesteps -> (B, C, H, W)."""
+    r""":math:`\varepsilon_\theta(x_t, t\,[, y])`: (B, C, H, W) noisy images and (B,) timesteps -> (B, C', H, W),
+    C' = ``out_channels`` (default C)."""
 
     def __init__(self, config: UNetConfig | None = None, **kwargs):
         super().__init__()
@@ -132,7 +137,7 @@ class UNet(nn.Module):
             if i > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                              nn.Conv2d(ch, ch, 3, padding=1)))  # double H, W
-        self.norm_out, self.conv_out = nn.GroupNorm(g, ch), nn.Conv2d(ch, cfg.in_channels, 3, padding=1)
+        self.norm_out, self.conv_out = nn.GroupNorm(g, ch), nn.Conv2d(ch, cfg.out_channels or cfg.in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # start as the zero predictor: loss starts at E[eps^2] = 1
         nn.init.zeros_(self.conv_out.bias)
 
@@ -156,4 +161,8 @@ class UNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def config_dict(self) -> dict:
-        return asdict(self.config)
+        """The config's fields; ``out_channels`` only when set, so configs written before it existed still match."""
+        d = asdict(self.config)
+        if d["out_channels"] is None:
+            del d["out_channels"]
+        return d

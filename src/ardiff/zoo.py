@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from .train import TrainConfig
 
 __all__ = ["Recipe", "RECIPES", "ShippedWeightsError", "names", "recipe", "card", "load", "train_recipe",
-           "evaluate", "ship", "weights_path", "WEIGHTS",
-           "mnist_classifier", "mnist_ddpm", "mnist_ar_ddpm", "mnist_pixelcnn"]
+           "evaluate", "ship", "weights_path", "WEIGHTS"]
 
 WEIGHTS = Path(__file__).with_name("weights")
 FORMAT_VERSION = 1  # bump when model code changes in a way that invalidates trained weights
@@ -54,7 +53,7 @@ class Recipe:
     model: str                      # 'UNet', 'PixelCNN' or 'MnistClassifier'
     config: dict                    # the model's full constructor config
     data: dict                      # dataset, split, limit, source
-    objective: str                  # 'eps-mse' (DDPM), 'nll' (PixelCNN, nats/dim), 'cross-entropy'
+    objective: str                  # 'eps-mse' (DDPM), 'blockwise-eps-mse', 'nll' (PixelCNN, nats/dim), 'cross-entropy'
     train: TrainConfig              # every training setting, the seed included
     schedule_spec: dict | None = None   # {'kind': 'linear', 'T': 1000, 'beta_start': ..., 'beta_end': ...}
     metric: dict = field(default_factory=dict)  # how the card's headline metric is measured
@@ -68,6 +67,13 @@ class Recipe:
             raise ValueError(f"{self.name}: objective 'eps-mse+ar' and the ar settings go together")
         if self.ar is not None and set(self.ar) != set(AR_KEYS):
             raise ValueError(f"{self.name}: ar must have exactly the keys {AR_KEYS}, got {sorted(self.ar)}")
+        if self.ar is not None:
+            from .arprior import PAIRINGS, _check_lam
+            if _check_lam(self.ar["lam"]) == 0:
+                raise ValueError(f"{self.name}: ar lam must be > 0 (lam = 0 is the plain loss: a recipe with objective "
+                                 f"'eps-mse', like mnist-ddpm-ft, without partners to draw)")
+            if self.ar["pairing"] not in PAIRINGS:
+                raise ValueError(f"{self.name}: ar pairing must be one of {PAIRINGS}, got {self.ar['pairing']!r}")
 
     def to_dict(self) -> dict:
         """Everything that determines the weights (and the metric's protocol), as plain JSON values.
@@ -171,6 +177,13 @@ RECIPES = {r.name: r for r in [
     # same 10,000 digits, in the same order (same seed), as a control that continues with lam = 0.
     _FINETUNE_CONTROL,
     *[_method1(pairing, lam) for pairing, lam in (("completion", 0.1), ("completion", 1.0), ("sample", 0.1))],
+    # Lesson 07 (block-wise diffusion): one network for every block height, trained with exactly mnist-ddpm's settings and budget.
+    Recipe("mnist-blockwise", "UNet", {**_UNET, "in_channels": 3, "out_channels": 1, "num_classes": 6}, _mnist(),
+           "blockwise-eps-mse",
+           TrainConfig(steps=2400, batch_size=128, lr=5e-4, warmup_steps=100, lr_schedule="cosine",
+                       ema_decay=0.999, checkpoint_every=150, seed=0),
+           schedule_spec=_SCHEDULE, metric={**_FID, "steps": 8, "block_rows": 7}, minutes=85,
+           summary="Block-wise AR diffusion: the mnist-ddpm U-Net reading image + 2 row masks, h embedded (1-28 rows)"),
 ]}
 
 
@@ -214,7 +227,7 @@ def _data(r: Recipe, device=None, progress: bool = True, cache=None):
     if r.objective == "eps-mse+ar":
         partners, seconds = _partners(r, x, device, progress, cache)
         return (x, partners), seconds
-    return {"eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective], None
+    return {"eps-mse": x, "blockwise-eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective], None
 
 
 _PARTNER_BATCH = 256
@@ -264,6 +277,10 @@ def _partners(r: Recipe, x: torch.Tensor, device=None, progress: bool = True, ca
 def _objective(r: Recipe):
     if r.objective == "eps-mse":
         from .ddpm import loss
+        schedule = r.schedule
+        return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
+    if r.objective == "blockwise-eps-mse":  # one network for every block height (ardiff.blockwise)
+        from .blockwise import loss
         schedule = r.schedule
         return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
     if r.objective == "nll":  # mean NLL per pixel in nats; / ln 2 = bits/dim
@@ -353,11 +370,18 @@ def _evaluate(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dic
         from .metrics import FidMnist
         fm = FidMnist(classifier, n=m["n"])
         g = torch.Generator(dev).manual_seed(m["seed"])
-        chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
-                         generator=g, progress=progress) for i in range(0, m["n"], 250)]
+        if "block_rows" in m:  # block-wise diffusion: m["steps"] per block
+            from . import blockwise
+            chunks = [blockwise.sample(model, r.schedule, min(250, m["n"] - i), m["block_rows"], m["steps"], generator=g,
+                                       method=m["method"], progress=progress) for i in range(0, m["n"], 250)]
+            extra = {"block_rows": m["block_rows"]}
+        else:
+            chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
+                             generator=g, progress=progress) for i in range(0, m["n"], 250)]
+            extra = {}
         noise = torch.randn((m["n"], 1, 28, 28), generator=torch.Generator().manual_seed(m["seed"] + 1))
         return {"kind": "fid", "n": m["n"], "method": m["method"], "steps": m["steps"], "value": fm(torch.cat(chunks)),
-                "floor": fm.floor, "noise": fm(noise)}
+                "floor": fm.floor, "noise": fm(noise), **extra}
     raise ValueError(f"unknown metric kind {m['kind']!r}")
 
 
@@ -430,146 +454,3 @@ def load(name: str, device=None, retrain: bool | None = None, root=None) -> torc
     model = r.build()
     model.load_state_dict(load_checkpoint(io.BytesIO(data)))
     return model.eval().to(device)
-
-
-# ---------------------------------------------------------------- models a lesson trains at its profile's size
-# The lessons' own short trainings (the quick profile in CI), cached under a hash of their settings by
-# :func:`ardiff.checkpoints.load_or_train`. The book's results come from the shipped recipes above.
-def _classifier_loss(model, batch, generator):
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
-
-def mnist_classifier(steps: int = 3000, batch_size: int = 256, train_limit: int | None = None, seed: int = 0,
-                     verbose: bool = True):
-    """A FID-MNIST feature network trained at a lesson's size, cached; ``(model, info)`` with
-    ``info["test_accuracy"]`` on the 10,000 test digits."""
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .metrics import MnistClassifier, accuracy
-    from .train import train
-
-    config = {"model": "MnistClassifier", "width": 32, "feature_dim": 128, "steps": steps,
-              "batch_size": batch_size, "train_limit": train_limit, "seed": seed, "lr": 2e-3}
-
-    def build():
-        torch.manual_seed(seed)
-        return MnistClassifier()
-
-    def fit(model, path):
-        x, y = load_mnist("train", limit=train_limit)
-        result = train(model, (x, y), _classifier_loss, steps=steps, batch_size=batch_size, lr=2e-3,
-                       ema_decay=0.0, warmup_steps=50, seed=seed, checkpoint_path=path, resume=True,
-                       progress=verbose)
-        xt, yt = load_mnist("test")
-        return {"test_accuracy": accuracy(result.model, xt, yt)}
-
-    return load_or_train("mnist-classifier", config, build, fit, verbose=verbose)
-
-
-def mnist_ddpm(unet: dict, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
-               T: int = 1000, seed: int = 0, compile: bool = False, verbose: bool = True):
-    """An MNIST DDPM (linear schedule 1e-4 -> 0.02) trained at a lesson's size, cached.
-
-    Returns ``(model, schedule, info)``: the EMA weights in eval mode, the schedule, and ``info`` from
-    :func:`~ardiff.checkpoints.load_or_train` (``history``, ``seconds``, ``images_per_second``...).
-    """
-    return _cached_mnist_ddpm("ddpm-mnist", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose)
-
-
-def _cached_mnist_ddpm(name: str, unet: dict, steps: int, batch_size: int, lr: float, train_limit, T: int, seed: int,
-                       compile: bool, verbose: bool, objective=None, paired=None, extra_config=None):
-    """Train (or load) an MNIST DDPM under ``name``; variants change only the objective.
-
-    Args:
-        objective: ``(model, batch, schedule, generator) -> loss``; default the ε-loss on ``batch[0]``.
-        paired: an optional (N, ...) tensor given with the training images, ``batch = (x0, paired[idx])``.
-        extra_config: what else determines the weights (joins the cache key).
-    """
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .ddpm import loss
-    from .schedules import NoiseSchedule
-    from .train import train
-    from .unet import UNet
-
-    schedule = NoiseSchedule.linear(T, 1e-4, 0.02)
-    config = {"model": "UNet", "unet": unet, "schedule": ["linear", T, 1e-4, 0.02], "steps": steps,
-              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.9995,
-              **(extra_config or {})}
-    if objective is None:
-        def objective(m, batch, s, g):
-            return loss(m, batch[0], s, generator=g)
-
-    def build():
-        torch.manual_seed(seed)
-        return UNet(**unet)
-
-    def fit(model, path):
-        x, _ = load_mnist("train", limit=train_limit)
-        if paired is not None and paired.shape[0] != x.shape[0]:
-            raise ValueError(f"paired must hold one entry per training image ({x.shape[0]}), got {paired.shape[0]}")
-        r = train(model, x if paired is None else (x, paired), lambda m, batch, g: objective(m, batch, schedule, g),
-                  steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.9995, compile=compile,
-                  checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True, progress=verbose)
-        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
-
-    model, info = load_or_train(name, config, build, fit, verbose=verbose)
-    return model, schedule, info
-
-
-def mnist_ar_ddpm(unet: dict, steps: int, batch_size: int, lr: float, lam: float, pairing: str,
-                  partners: torch.Tensor, train_limit: int | None = None, T: int = 1000, seed: int = 0,
-                  compile: bool = False, verbose: bool = True):
-    """Method 1 on MNIST: :func:`mnist_ddpm` trained with the consistency loss (:mod:`ardiff.arprior`).
-
-    Same data, seed, schedule and budget as the baseline; ``partners[i]`` is the AR partner of training
-    image i. The cache key holds the SHA-256 of ``partners``, so other partners never load a stale
-    model. ``lam=0`` is rejected: that model is the baseline, get it from :func:`mnist_ddpm`.
-
-    Returns:
-        ``(model, schedule, info)`` like :func:`mnist_ddpm`; ``info["seconds"]`` is the training time.
-    """
-    from .arprior import PAIRINGS, _check_lam, consistency_loss
-
-    lam = _check_lam(lam)
-    if lam == 0:
-        raise ValueError("lam must be > 0 for method 1 (lam = 0 is the baseline: use ardiff.zoo.mnist_ddpm)")
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    digest = hashlib.sha256(partners.float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-    return _cached_mnist_ddpm("ddpm-mnist-arloss", unet, steps, batch_size, lr, train_limit, T, seed, compile, verbose,
-                              objective=lambda m, b, s, g: consistency_loss(m, b[0], b[1], s, lam, g)[0],
-                              paired=partners, extra_config={"lam": lam, "pairing": pairing, "partners_sha256": digest})
-
-
-def mnist_pixelcnn(channels: int, dilations, steps: int, batch_size: int, lr: float, train_limit: int | None = None,
-                   seed: int = 0, compile: bool = False, verbose: bool = True):
-    """An MNIST PixelCNN trained at a lesson's size, cached (loss: mean NLL per pixel in nats).
-
-    Returns ``(model, info)`` with the EMA weights in eval mode and ``info["history"]``, ``info["seconds"]``.
-    """
-    from .checkpoints import load_or_train
-    from .data import load_mnist
-    from .pixelcnn import PixelCNN, to_pixels
-    from .train import train
-
-    config = {"model": "PixelCNN", "channels": channels, "dilations": list(dilations), "steps": steps,
-              "batch_size": batch_size, "lr": lr, "train_limit": train_limit, "seed": seed, "ema_decay": 0.999}
-
-    def build():
-        torch.manual_seed(seed)
-        return PixelCNN(channels, dilations)
-
-    def nll_per_dim(model, batch, generator):
-        x = batch[0]
-        return F.cross_entropy(model(x).float(), x.long())  # mean over pixels, nats
-
-    def fit(model, path):
-        x = to_pixels(load_mnist("train", limit=train_limit)[0])  # (N, 1, 28, 28) uint8
-        r = train(model, x, nll_per_dim, steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=0.999,
-                  compile=compile, checkpoint_path=path, checkpoint_every=max(50, steps // 10), resume=True,
-                  progress=verbose)
-        return {"seconds": r.seconds, "images_per_second": r.images_per_second}
-
-    return load_or_train("pixelcnn-mnist", config, build, fit, verbose=verbose)

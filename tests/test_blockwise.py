@@ -1,0 +1,168 @@
+"""Block-wise autoregressive diffusion: causality, kept blocks, evaluation counts, the masked loss, arguments."""
+import pytest
+import torch
+
+from ardiff import NoiseSchedule, blockwise
+from ardiff.unet import UNet
+
+SCHED = NoiseSchedule.linear(1000)
+
+
+def tiny():
+    torch.manual_seed(0)
+    m = UNet(in_channels=3, out_channels=1, base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1,
+             attention=False, groups=4, num_classes=len(blockwise.BLOCK_ROWS))
+    for p in m.conv_out.parameters():  # not the zero predictor: outputs must depend on the input
+        torch.nn.init.normal_(p, std=0.1)
+    return m.eval()
+
+
+class Counter(torch.nn.Module):
+    """eps = 0; counts calls and remembers their inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.calls, self.inputs = torch.nn.Parameter(torch.zeros(())), 0, []
+
+    def forward(self, inp, t, y):
+        self.calls += 1
+        self.inputs.append(inp.clone())
+        return torch.zeros_like(inp[:, :1])
+
+
+def digits(n=4, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("h,k", [(1, 0), (4, 3), (7, 2), (14, 0)])
+def test_the_output_for_block_k_ignores_every_pixel_below_it(h, k):
+    model, x, noisy = tiny(), digits(), digits(seed=1)
+    later = x.clone()
+    later[:, :, (k + 1) * h:] = digits(seed=2)[:, :, (k + 1) * h:]     # change everything below block k
+    ctx, cur = blockwise.block_masks(torch.full((4,), k), torch.full((4,), h), 28)
+    t, y = torch.full((4,), 500), torch.full((4,), blockwise.BLOCK_ROWS.index(h))
+    with torch.no_grad():
+        a = model(blockwise.denoiser_input(x, noisy, ctx, cur), t, y)
+        b = model(blockwise.denoiser_input(later, noisy, ctx, cur), t, y)
+        c = model(blockwise.denoiser_input(digits(seed=3), noisy, ctx, cur), t, y)  # the context changed
+        leak = noisy.clone()
+        leak[:, :, :k * h], leak[:, :, (k + 1) * h:] = 5.0, -5.0        # noisy pixels outside the block
+        d = model(blockwise.denoiser_input(x, leak, ctx, cur), t, y)
+    assert torch.equal(a, b) and torch.equal(a, d)
+    if k > 0:
+        assert not torch.allclose(a, c), "the model does not see its context"
+
+
+def test_masks_mark_the_context_and_the_current_block():
+    ctx, cur = blockwise.block_masks(torch.tensor([0, 2]), torch.tensor([7, 4]), 28)
+    assert ctx[0].sum() == 0 and cur[0, 0, :7].eq(1).all() and cur[0, 0, 7:].eq(0).all()
+    assert ctx[1, 0, :8].eq(1).all() and ctx[1, 0, 8:].eq(0).all()
+    assert cur[1, 0, 8:12].eq(1).all() and cur[1].sum() == 4 * 28
+
+
+def test_sampling_is_causal_and_keeps_the_kept_blocks_exactly():
+    model, x = tiny(), digits()
+    g = lambda: torch.Generator().manual_seed(5)
+    a = blockwise.sample(model, SCHED, 4, 7, 2, generator=g(), context=x, keep_blocks=2)
+    assert torch.equal(a[:, :, :14], x[:, :, :14])
+    changed = x.clone()
+    changed[:, :, 14:] = digits(seed=9)[:, :, 14:]                      # rows the completion must not read
+    b = blockwise.sample(model, SCHED, 4, 7, 2, generator=g(), context=changed, keep_blocks=2)
+    assert torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1
+
+
+@pytest.mark.parametrize("h,S,keep", [(28, 1, 0), (28, 5, 0), (7, 3, 0), (7, 3, 2), (1, 2, 0), (2, 1, 13)])
+def test_evaluations_match_nfe(h, S, keep):
+    m = Counter()
+    ctx = digits() if keep else None
+    blockwise.sample(m, SCHED, 4, h, S, context=ctx, keep_blocks=keep)
+    assert m.calls == blockwise.nfe(h, S, keep) == (28 // h - keep) * S
+    if h == 28:
+        assert m.calls == S
+
+
+def test_the_loss_counts_only_the_current_block():
+    """A model that predicts the true eps on the current block and garbage elsewhere has zero loss."""
+    x0 = digits(8)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, inp, t, y):
+            abar = SCHED.alphas_cumprod[t].view(-1, 1, 1, 1)
+            cur = inp[:, 2:3]
+            eps = (inp[:, :1] - abar.sqrt() * x0) / (1 - abar).sqrt()      # exact on the current block
+            return eps * cur + 1e3 * (1 - cur)
+
+    assert blockwise.loss(Oracle(), x0, SCHED, torch.Generator().manual_seed(0)) < 1e-6
+    # and the zero predictor pays E[eps^2] = 1 per current pixel, whatever the block size
+    assert abs(blockwise.loss(Counter(), x0.repeat(64, 1, 1, 1), SCHED, torch.Generator().manual_seed(0)) - 1) < 0.05
+
+
+def test_the_loss_draws_every_block_size_and_position():
+    m = Counter()
+    for s in range(40):
+        blockwise.loss(m, digits(16), SCHED, torch.Generator().manual_seed(s))
+    cur = torch.cat([i[:, 2] for i in m.inputs])                        # (N, 28, 28) current-block masks
+    heights = cur[:, :, 0].sum(1).long()
+    first_rows = cur[:, :, 0].argmax(1)
+    assert set(heights.tolist()) == set(blockwise.BLOCK_ROWS)
+    assert (first_rows % heights == 0).all() and (first_rows + heights <= 28).all()   # whole blocks, in the image
+    for h in (4, 7, 14):                                                # every block index is drawn
+        assert set((first_rows[heights == h] // h).tolist()) == set(range(28 // h))
+
+
+def test_bad_arguments_raise():
+    m = Counter()
+    with pytest.raises(ValueError, match="block_rows must be one of"):
+        blockwise.sample(m, SCHED, 2, 5, 1)
+    with pytest.raises(ValueError, match="steps_per_block must be an int >= 1"):
+        blockwise.sample(m, SCHED, 2, 7, 0)
+    with pytest.raises(ValueError, match="keep_blocks must be in \\[0, 4\\]"):
+        blockwise.sample(m, SCHED, 2, 7, 1, context=digits(2), keep_blocks=5)
+    with pytest.raises(ValueError, match="context must be given exactly when keep_blocks > 0"):
+        blockwise.sample(m, SCHED, 2, 7, 1, keep_blocks=1)
+    with pytest.raises(ValueError, match="context must have shape"):
+        blockwise.sample(m, SCHED, 2, 7, 1, context=digits(3), keep_blocks=1)
+    with pytest.raises(ValueError, match="method must be"):
+        blockwise.sample(m, SCHED, 2, 7, 1, method="euler")
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        blockwise.sample(m, SCHED, 0, 7, 1)
+    with pytest.raises(ValueError, match="block_rows must be one of"):
+        blockwise.loss(m, digits(2), SCHED, block_rows=(3,))
+
+
+def test_the_zoo_recipe_embeds_every_block_height_and_reads_two_masks():
+    from ardiff import zoo
+    r = zoo.recipe("mnist-blockwise")
+    assert r.config["num_classes"] == len(blockwise.BLOCK_ROWS)
+    assert (r.config["in_channels"], r.config["out_channels"]) == (3, 1)
+    assert r.train == zoo.recipe("mnist-ddpm").train, "the block-wise model should get the plain DDPM's budget"
+
+
+def test_seams_find_a_jump_at_a_block_boundary():
+    x = torch.zeros(2, 1, 28, 28)
+    x[1, :, 14:] = 1.0                                                   # image 1 jumps between rows 13 and 14
+    b7, i7 = blockwise.seams(x, 7)
+    assert torch.allclose(b7, torch.tensor([0.0, 1 / 3])) and i7.tolist() == [0.0, 0.0]  # rows 7, 14, 21 start blocks
+    b4, i4 = blockwise.seams(x, 4)                                       # row 14 is inside a block of 4 rows
+    assert b4[1] == 0 and i4[1] > 0
+    assert torch.isnan(blockwise.seams(x, 28)[0]).all()
+
+
+def test_block_frechet_is_zero_for_the_same_set_and_grows_where_blocks_differ():
+    x = digits(400)
+    y = x.clone()
+    y[:, :, 21:] = digits(400, seed=7)[:, :, 21:] * 0.2                 # only the last block of 7 rows differs
+    same, diff = blockwise.block_frechet(x, x, 7), blockwise.block_frechet(y, x, 7)
+    assert max(abs(v) for v in same) < 1e-6
+    assert max(diff[:3]) < 1e-6 < diff[3]
+
+
+def test_unet_out_channels():
+    from ardiff.unet import UNetConfig
+    with pytest.raises(ValueError, match="out_channels must be None, 1 or 3"):
+        UNetConfig(out_channels=2)
+    m = UNet(in_channels=3, out_channels=1, base_channels=8, channel_mults=(1,), num_res_blocks=1, attention=False,
+             groups=4)
+    assert m(torch.zeros(2, 3, 28, 28), torch.zeros(2, dtype=torch.long)).shape == (2, 1, 28, 28)
+    assert "out_channels" not in UNet(base_channels=8, groups=4).config_dict()  # old recipes keep their hash
