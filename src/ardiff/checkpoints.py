@@ -1,4 +1,4 @@
-"""A model cache keyed by configuration, for models trained outside the shipped zoo (lesson 04's own models, experiments).
+"""A model cache keyed by configuration, for models trained outside the zoo (benchmarks, experiments).
 
 ``load_or_train(name, config, build, fit)`` returns the model for ``config``: loaded from
 ``<cache>/models/<name>-<hash>.pt`` when a *complete* checkpoint for exactly this configuration is

@@ -1,9 +1,8 @@
 """Run profiles: how much a lesson *measures*. ``quick``: CI and a laptop (small n, few configurations);
 ``full``: the book's stored outputs (sample sizes large enough for stable verdicts).
 
-Which trained models exist is the zoo's business (:mod:`ardiff.zoo`): lessons migrated to it load the
-shipped weights in both profiles, so ``full`` runs on the project's 2-core CPU. (Lessons 03-05 still
-train profile-sized models of their own; their ``full`` settings need a GPU.)
+Which trained models exist is the zoo's business (:mod:`ardiff.zoo`): every lesson loads the shipped
+weights in both profiles, so ``full`` runs on the project's 2-core CPU.
 
 The profile comes from ``$ARDIFF_PROFILE`` ('quick' or 'full'); when unset it is ``full`` if CUDA is
 available, else ``quick``. Each lesson reads the sizes it needs from the :class:`Profile` it gets
@@ -26,15 +25,7 @@ class Profile:
     chain_samples: int   # Monte-Carlo chains per timestep when checking q_step against q_sample
     signal_draws: int    # noisy copies of each of 256 digits when measuring the signal left at step t
     explorer_size: int   # side of the photograph shown in the schedule explorer
-    # lesson 02: DDPM and DDIM; the FID-MNIST classifier shared by every later lesson
-    clf_steps: int                 # training steps of the FID-MNIST feature classifier (batch 256)
-    clf_train_limit: int | None    # MNIST training images it sees (None: all 60,000)
-    unet: dict                     # UNet(**unet): the DDPM noise predictor
-    ddpm_steps: int                # DDPM training steps
-    ddpm_batch: int
-    ddpm_lr: float
-    train_limit: int | None        # MNIST training images of the DDPM and PixelCNN (None: all); lesson 04
-                                   # gives each one a PixelCNN partner, so quick keeps it small
+    # lesson 02: DDPM and DDIM (FID-MNIST is shared by every later lesson)
     fid_n: int                     # samples per FID, compared with as many test digits
     fid_draws: int                 # bootstrap resamples for the spread of an FID difference
     compare_n: int                 # lesson 02: samples per sampler configuration (its FIDs are at this n)
@@ -42,24 +33,14 @@ class Profile:
     selftrain_steps: int           # "train it yourself": steps of the shipped recipe a lesson runs
     selftrain_batch: int
     # lesson 03: PixelCNN
-    pcnn_channels: int
-    pcnn_dilations: tuple          # one gated layer per entry (after the first)
-    pcnn_steps: int
-    pcnn_batch: int
-    pcnn_lr: float
     pcnn_bpd_goal: float           # test bits/dim the shipped PixelCNN must stay below (a regression guard)
     bpd_n: int                     # test digits the shipped PixelCNN's bits/dim is measured on
     pcnn_sizes: tuple              # image sides for the sampling-cost measurement
     # lesson 04: AR priors for diffusion
-    ar_runs: tuple                 # method 1 models as (pairing, lam): same data, seed and budget as the baseline
-    ar_keep_rows: int              # top rows of x0 kept by the 'completion' pairing
-    ar_partner_batch: int          # PixelCNN sampling batch for the partners
-    ar_pool: int | None            # 'sample' pairing: distinct unconditional samples (None: one per image)
-    ar_steps: int                  # DDIM steps of the method comparison
+    ar_steps: int                  # ancestral steps of the method comparison (principled: up to these)
     ar_alphas: tuple               # method 2: blend weights
     ar_t_starts: tuple             # principled variant: forward-noise the AR sample to these steps
     ar_step_grid: tuple            # steps of the steps-vs-FID curves
-    ar_seeds: int                  # seeds for the seed-to-seed spread of the baseline's measures
     # lesson 05: spectral autoregression
     spec_photo_size: int           # side of the photographs
     spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
@@ -68,26 +49,16 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", chain_samples=2_000, signal_draws=4, explorer_size=96,
-                     clf_steps=200, clf_train_limit=20_000,
-                     unet=dict(base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, attention=False),
-                     ddpm_steps=300, ddpm_batch=64, ddpm_lr=3e-3, train_limit=512,
                      fid_n=100, fid_draws=20, compare_n=300, sample_steps=(10, 20), selftrain_steps=60, selftrain_batch=32,
-                     pcnn_channels=16, pcnn_dilations=(1, 2, 1), pcnn_steps=200, pcnn_batch=32, pcnn_lr=3e-3,
                      pcnn_bpd_goal=1.15, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
-                     ar_runs=(("completion", 0.1), ("sample", 0.1)), ar_keep_rows=14,
-                     ar_partner_batch=256, ar_pool=128, ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20), ar_seeds=3,
+                     ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+                     ar_t_starts=(200, 600), ar_step_grid=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
-                    clf_steps=3_000, clf_train_limit=None,
-                    unet=dict(base_channels=48, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True),
-                    ddpm_steps=20_000, ddpm_batch=512, ddpm_lr=1e-3, train_limit=None,
                     fid_n=1_000, fid_draws=50, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
-                    pcnn_channels=64, pcnn_dilations=(1, 2, 1, 4, 1, 2, 1), pcnn_steps=20_000, pcnn_batch=128,
-                    pcnn_lr=1e-3, pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
-                    ar_runs=(("completion", 0.01), ("completion", 0.1), ("completion", 1.0), ("sample", 0.1)),
-                    ar_keep_rows=14, ar_partner_batch=2048, ar_pool=None, ar_steps=50, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                    ar_t_starts=(200, 400, 600, 800), ar_step_grid=(10, 20, 50, 100), ar_seeds=4,
+                    pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
+                    ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+                    ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256),
 }
 
