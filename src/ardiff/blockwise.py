@@ -80,12 +80,6 @@ def denoiser_input(x_context: torch.Tensor, x_block: torch.Tensor, context: torc
     return torch.cat([x_context * context + x_block * current, context, current], dim=1)
 
 
-def _h_index(h: torch.Tensor) -> torch.Tensor:
-    table = torch.full((max(BLOCK_ROWS) + 1,), -1, dtype=torch.long, device=h.device)
-    table[torch.tensor(BLOCK_ROWS, device=h.device)] = torch.arange(len(BLOCK_ROWS), device=h.device)
-    return table[h]
-
-
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
          block_rows=BLOCK_ROWS) -> torch.Tensor:
     r"""The block-wise ε-loss, averaged over the current block's pixels of each example, then over the batch.
@@ -103,13 +97,15 @@ def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Gene
     B, _, H, W = x0.shape
     rows = [_check_rows(h, H) for h in block_rows]
     dev = x0.device
-    h = torch.tensor(rows, device=dev)[torch.randint(0, len(rows), (B,), device=dev, generator=generator)]
+    y = torch.tensor([BLOCK_ROWS.index(r) for r in rows], device=dev)[torch.randint(0, len(rows), (B,), device=dev,
+                                                                                    generator=generator)]
+    h = torch.tensor(BLOCK_ROWS, device=dev)[y]                        # (B,) block heights; y is h's embedding index
     k = (torch.rand(B, device=dev, generator=generator) * (H // h)).long()
     t = torch.randint(0, schedule.T, (B,), device=dev, generator=generator)
     eps = torch.randn(x0.shape, device=dev, dtype=x0.dtype, generator=generator)
     context, current = block_masks(k, h, H, dev)
     inp = denoiser_input(x0, q_sample(x0, t, schedule, eps), context, current)
-    err = ((model(inp, t, _h_index(h)).float() - eps.float()) ** 2 * current).sum((1, 2, 3))
+    err = ((model(inp, t, y).float() - eps.float()) ** 2 * current).sum((1, 2, 3))
     return (err / current.sum((1, 2, 3))).mean()
 
 
@@ -149,7 +145,7 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
             raise ValueError(f"context must have shape {(n, 1, size, size)}, got {tuple(context.shape)}")
         x[:, :, :keep_blocks * block_rows] = context[:, :, :keep_blocks * block_rows].to(device, torch.float32)
     h = torch.full((n,), block_rows, device=device)
-    y = _h_index(h)
+    y = torch.full((n,), BLOCK_ROWS.index(block_rows), device=device)   # h's embedding index
     seq = timestep_sequence(schedule.T - 1, steps_per_block)
     eta = 0.0 if method == "ddim" else 1.0
     was_training = model.training
