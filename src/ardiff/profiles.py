@@ -45,6 +45,11 @@ class Profile:
     spec_photo_size: int           # side of the photographs
     spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
     spec_traj_n: int               # samples whose x0_hat spectra are followed along the reverse process
+    # lesson 07: block-wise autoregressive diffusion
+    bw_n: int                      # samples per configuration (FID at this n)
+    bw_steps: tuple                # steps per block S of the grid
+    bw_max_nfe: int                # grid settings above this many network evaluations per image are not run
+    bw_ddpm_steps: tuple           # DDIM steps of the reference DDPM
 
 
 PROFILES = {
@@ -53,13 +58,15 @@ PROFILES = {
                      pcnn_bpd_goal=1.15, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                      ar_t_starts=(200, 600), ar_step_grid=(5, 10),
-                     spec_photo_size=128, spec_images=1000, spec_traj_n=64),
+                     spec_photo_size=128, spec_images=1000, spec_traj_n=64,
+                     bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=50, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
                     pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
-                    spec_photo_size=256, spec_images=5000, spec_traj_n=256),
+                    spec_photo_size=256, spec_images=5000, spec_traj_n=256,
+                    bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
 }
 
 
