@@ -208,3 +208,37 @@ def test_natural_images():
     assert rgb.shape == (1, 3, 32, 32)
     both = data.natural_images(size=16)
     assert both.shape == (len(data.NATURAL_IMAGE_NAMES), 1, 16, 16)
+
+
+def test_cifar10_subset_checksum_failure_is_never_parsed(tmp_path, monkeypatch, no_download):
+    (tmp_path / "cifar10").mkdir()
+    size, _ = data.CIFAR10_SUBSET_NPZ
+    (tmp_path / "cifar10" / "cifar10_subset.npz").write_bytes(b"\0" * size)      # right size, wrong bytes
+    monkeypatch.setenv("ARDIFF_DATA", str(tmp_path))
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("parsed a file that failed its checksum"))
+    with pytest.raises(data.ChecksumError, match="cifar10_subset.npz: sha256 is .*expected 4b3b56a5"):
+        data.load_cifar10_subset("test")
+
+
+def test_cifar10_subset_from_the_official_tarball(tiny_cifar_tarball, tmp_path, monkeypatch):
+    """Without ARDIFF_DATA the subset comes from the tarball: the first images of each class, in label order."""
+    monkeypatch.delenv("ARDIFF_DATA")
+    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path))
+    x, y = data.load_cifar10_subset("train")
+    assert y.tolist() == [1] * 5 + [3] * 10 + [5] * 5 and x.shape == (20, 3, 32, 32)
+    cats, _ = data.load_cifar10("cat", "train")
+    assert torch.equal(x[5:15], cats)
+    x, y = data.load_cifar10_subset("test", classes="dog")
+    assert y.tolist() == [5] and x.shape == (1, 3, 32, 32)
+
+
+def test_real_cifar10_subset(shared_data, no_download):
+    if not (shared_data / "cifar10" / "cifar10_subset.npz").is_file():
+        pytest.skip("no cifar10_subset.npz")
+    x, y = data.load_cifar10_subset("train")
+    assert x.shape == (20000, 3, 32, 32) and x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
+    assert torch.equal(torch.bincount(y), torch.full((10,), 2000)) and (y[:-1] <= y[1:]).all()  # label order
+    # its cats are the first 2,000 training cats of cifar10_cat.npz, pixel for pixel (shared/data/README.md)
+    assert torch.equal(x[y == 3], data.load_cifar10_cats("train", limit=2000))
+    xt, yt = data.load_cifar10_subset("test", classes="cat")
+    assert torch.equal(xt, data.load_cifar10_cats("test")) and (yt == 3).all()

@@ -89,3 +89,12 @@ def test_fid_bootstrap_spread_of_a_difference():
     paired, unpaired = fm.bootstrap(near, near, shifted, draws=50, paired=True), fm.bootstrap(near, near, shifted, draws=50)
     assert np.array_equal(paired[:, 0], paired[:, 1])                  # a set against itself: exactly 0
     assert (paired[:, 2] - paired[:, 0]).std() < 0.5 * (unpaired[:, 2] - unpaired[:, 0]).std()
+
+
+def test_flops_counts_a_convolution_exactly():
+    from ardiff.metrics import flops
+
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    x = torch.zeros(2, 3, 16, 16)
+    assert flops(conv, x) == 2 * 2 * 8 * 16 * 16 * 3 * 9          # 2 per multiply-add, batch 2
+    assert flops(torch.nn.Linear(10, 5), torch.zeros(4, 10)) == 2 * 4 * 10 * 5

@@ -100,7 +100,7 @@ def test_row_cached_sampler_matches_the_network_when_the_reach_exceeds_the_image
         for j in (0, 5, 13, 19):
             c0 = max(0, j - model.reach)
             got = model.last_pixel_logits(inp[:, :, i:i + 1, c0:j + 1], [c[..., c0:j + 1] for c in context])
-            torch.testing.assert_close(got, full[:, :, i, j], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(got[..., 0], full[:, :, i, j], rtol=1e-4, atol=1e-5)
 
 
 def test_fast_and_naive_completions_are_equal():
@@ -166,3 +166,69 @@ def test_likelihood_of_a_trained_looking_head_matches_an_independent_gather():
     torch.testing.assert_close(nll.double(), expected, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(bpd.double(), expected / (30 * math.log(2)), rtol=1e-5, atol=1e-6)
     assert (bpd != 8).all()
+
+
+# ---------------------------------------------------------------- RGB: sub-pixels in the order R, G, B
+def test_rgb_causality_over_pixels_and_colours():
+    """Perturbation: the logits of sub-pixel (i, j, c) change only when an *earlier* sub-pixel changes (raster
+    order over pixels, then R, G, B within a pixel), and the earlier colours of the same pixel are really seen."""
+    model = randomised(PixelCNN(channels=9, dilations=(1, 2), in_channels=3), seed=5)
+    H = W = 5
+    x = torch.randint(0, 256, (1, 3, H, W))
+    with torch.no_grad():
+        base = model(x)[0]                                      # (256, 3, H, W)
+        order = lambda i, j, c: (i * W + j) * 3 + c            # noqa: E731 (position in the generation order)
+        seen = torch.zeros(H * W * 3, H * W * 3, dtype=torch.bool)  # seen[p, q]: output p changes with input q
+        for i in range(H):
+            for j in range(W):
+                for c in range(3):
+                    y = x.clone()
+                    y[0, c, i, j] = (y[0, c, i, j] + 128) % 256
+                    changed = (model(y)[0] - base).abs().amax(0) > 1e-6   # (3, H, W)
+                    for oi, oj, oc in changed.nonzero().tolist():
+                        seen[order(oi, oj, oc), order(i, j, c)] = True
+    assert not seen.diagonal().any() and not seen.triu().any(), "an output saw its own or a later sub-pixel"
+    for i, j in ((0, 0), (2, 3), (4, 4)):
+        assert seen[order(i, j, 1), order(i, j, 0)]                              # G sees R
+        assert seen[order(i, j, 2), order(i, j, 0)] and seen[order(i, j, 2), order(i, j, 1)]  # B sees R, G
+    assert seen[order(2, 3, 0), order(2, 2, 2)] and seen[order(2, 3, 0), order(1, 4, 1)]    # left, row above
+
+
+def test_channel_ordered_masks():
+    from ardiff.pixelcnn import GatedLayer, channel_mask
+
+    assert channel_mask(3, 3, 3, same=False).tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0]]   # 'A': R<-none, G<-R
+    assert channel_mask(3, 3, 3, same=True).tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]    # 'B': also itself
+    assert channel_mask(6, 3, 3, same=True)[4].tolist() == [1, 1, 0]    # channel 4 is green: reads R and G
+    assert channel_mask(2, 2, 1, same=False).sum() == 0 and channel_mask(2, 2, 1, same=True).sum() == 4
+    first = GatedLayer(6, 3, first=True, colours=3)
+    centre = first.h_conv.mask[:, :, 0, 1]                                 # (12, 3): the current pixel's tap
+    assert torch.equal(centre, channel_mask(12, 3, 3, same=False))
+    assert first.h_conv.mask[:, :, 0, 0].eq(1).all() and first.h_conv.mask[:, :, 0, 2].eq(0).all()  # left; right
+    # one colour keeps the MNIST layout: (1, 1, kh, kw) masks and plain 1x1 convs, so shipped weights still load
+    mono = PixelCNN(channels=8, dilations=(1,))
+    assert all(b.shape[:2] == (1, 1) for name, b in mono.named_buffers() if name.endswith("mask"))
+    assert type(mono.layers[0].h_out) is torch.nn.Conv2d and type(mono.head[-1]) is torch.nn.Conv2d
+
+
+def test_rgb_samplers_agree_and_likelihood_is_per_sub_pixel():
+    model = randomised(PixelCNN(channels=6, dilations=(1, 2), in_channels=3), seed=6)
+    for p in model.head[-1].parameters():
+        p.data *= 0.05
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    naive, fast = (model.sample(2, (3, 4, 5), generator=g(0), fast=f) for f in (False, True))
+    assert torch.equal(naive, fast) and naive.shape == (2, 3, 4, 5)
+    x = torch.randint(0, 256, (2, 3, 4, 5))
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, 0] = True                                                       # keep every red value
+    out = model.sample(x_init=x, mask=mask, generator=g(1))
+    assert torch.equal(out[:, 0], x[:, 0]) and not torch.equal(out, x)
+    assert PixelCNN(channels=6, in_channels=3).bits_per_dim(x).allclose(torch.tensor(8.0))   # untrained: uniform
+    with torch.no_grad():
+        logp = model(x).double().log_softmax(1)                            # (2, 256, 3, 4, 5)
+    expected = -logp.gather(1, x[:, None]).sum((1, 2, 3, 4))
+    torch.testing.assert_close(model.nll(x).double(), expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match=r"x must be a \(B, 3, H, W\)"):
+        model(torch.zeros(1, 1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="in_channels must be 1 or 3 and divide channels"):
+        PixelCNN(channels=8, in_channels=3)

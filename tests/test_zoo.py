@@ -272,3 +272,36 @@ def test_method1_trains_on_cached_partners(tiny_lesson04, monkeypatch):
     torch.testing.assert_close(partners[:, :, :14], x[:, :, :14], rtol=0, atol=1 / 127.5)
     cached[0].unlink()                     # the finished run keeps its partners' cost without the partners file
     assert zoo.train_recipe(method1, device="cpu", progress=False)[1]["partner_seconds"] == info["partner_seconds"]
+
+
+# ---------------------------------------------------------------- CIFAR-10 (lesson 06)
+def test_flip_objective_mirrors_about_half_the_images():
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.clone())
+            return torch.zeros(len(x), 10, requires_grad=True)
+
+    x, y = torch.randn(64, 3, 4, 4), torch.zeros(64, dtype=torch.long)
+    loss = zoo._objective(zoo.recipe("cifar-classifier"))(Recorder(), (x, y), torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(math.log(10))
+    flipped = (seen[0] == x.flip(-1)).flatten(1).all(1)
+    kept = (seen[0] == x).flatten(1).all(1)
+    assert (flipped ^ kept).all() and 16 < flipped.sum() < 48
+
+
+@pytest.mark.skipif("cifar-classifier" not in SHIPPED, reason="cifar-classifier not shipped yet")
+def test_shipped_cifar_classifier_and_fid_cifar(shared_data):
+    """Its card's test accuracy is what it scores, and FID-CIFAR puts real cats far below noise."""
+    from ardiff.data import load_cifar10_subset
+    from ardiff.metrics import FidCifar, accuracy
+
+    model = zoo.load("cifar-classifier", device="cpu")
+    x, y = load_cifar10_subset("test")
+    assert accuracy(model, x, y) == pytest.approx(zoo.card("cifar-classifier")["metric"]["value"], abs=1e-9)
+    fc = FidCifar(model, n=300)
+    noise = torch.randn(300, 3, 32, 32, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
+    assert fc.floor < 0.1 * fc(noise)
+    with pytest.raises(ValueError, match=r"n must be an int in \[2, 1000\]"):
+        FidCifar(model, n=1001)

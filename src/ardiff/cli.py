@@ -84,7 +84,7 @@ def _metric_words(metric: dict | None) -> str:
         return (f"FID {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}{per_block}; "
                 f"floor {metric['floor']:.1f}, noise {metric['noise']:.0f})")
     if metric["kind"] == "bpd":
-        return f"{metric['value']:.4f} bits/dim on {metric['n']} test digits"
+        return f"{metric['value']:.4f} bits/dim on {metric['n']} test images"
     return f"test accuracy {100 * metric['value']:.2f}% (n={metric['n']})"
 
 
@@ -197,6 +197,10 @@ def main(argv=None) -> int:
     tr.add_argument("name", help="a recipe name (see `python -m ardiff models`)")
     tr.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
     tr.add_argument("--out", type=Path, help="folder for the weights and manifest (default: the package's weights/)")
+    sw = sub.add_parser("sweep", help="retrain a recipe at a short budget over seeds and learning rates "
+                                      "(training stability; resumable) and write weights/sweeps.json")
+    sw.add_argument("name", help="a recipe with a sweep: " + ", ".join(__import__("ardiff.sweeps").sweeps.SWEEPS))
+    sw.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
     mo = sub.add_parser("models", help="the zoo: recipes, shipped weights and their metrics")
     mo.add_argument("--book", type=Path, help="also write the book's Models page (models.md) into this folder")
     run = sub.add_parser("run-lessons", help="execute lesson notebooks and store their outputs")
@@ -210,6 +214,12 @@ def main(argv=None) -> int:
         if args.name not in zoo.names():
             parser.error(f"unknown model {args.name!r}; choose from {', '.join(zoo.names())}")
         train_command(args.name, args.device, args.out)
+        return 0
+    if args.command == "sweep":
+        from . import sweeps
+        if args.name not in sweeps.SWEEPS:
+            parser.error(f"no sweep for {args.name!r}; choose from {', '.join(sweeps.SWEEPS)}")
+        sweeps.run_sweep(args.name, device=args.device)
         return 0
     if args.command == "models":
         print(models_table())

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 __all__ = ["ChecksumError", "data_root", "cache_dir", "load_mnist", "read_idx", "load_cifar10",
-           "load_cifar10_cats", "natural_images", "NATURAL_IMAGE_NAMES", "describe_source"]
+           "load_cifar10_cats", "load_cifar10_subset", "natural_images", "NATURAL_IMAGE_NAMES", "describe_source"]
 
 
 class ChecksumError(ValueError):
@@ -184,6 +184,8 @@ CIFAR10_MEMBERS_MD5 = {
 }
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_CAT_NPZ = (17176353, "c26f0aadd262737b80709602c98550c8c9dbf469d51d441954982753bf29c105")
+CIFAR10_SUBSET_NPZ = (85228382, "4b3b56a5eab809a4db7fe4e0b3316bea18a6ba34867788197bbc632fcee071c3")
+CIFAR10_SUBSET_PER_CLASS = 2000  # training images per class in the subset (the first of each class)
 
 
 def _class_indices(classes) -> list[int]:
@@ -254,6 +256,43 @@ def load_cifar10_cats(split: str = "train", limit: int | None = None) -> torch.T
     if limit is not None:
         x = x[:limit]
     return to_unit_range(x.transpose(0, 3, 1, 2))  # (N, 3, 32, 32)
+
+
+def load_cifar10_subset(split: str = "train", classes=None, limit: int | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ten CIFAR-10 classes: the first 2,000 training images of each class, or the whole test set.
+
+    With ``$ARDIFF_DATA`` set, reads ``cifar10/cifar10_subset.npz`` there (decoded from the same JPEG copy as
+    :func:`load_cifar10_cats`, so not the exact official pixels; its cats are the first 2,000 of that file).
+    Otherwise builds the same subset from the official tarball (the first 2,000 of each class in batch order).
+
+    Args:
+        split: 'train' (20,000 images, classes in label order) or 'test' (10,000).
+        classes: class names or indices to keep, or None for all ten.
+        limit: keep the first ``limit`` images (after ``classes``).
+    Returns:
+        ``(images, labels)``: (N, 3, 32, 32) float32 in [-1, 1] and (N,) int64.
+    """
+    split = _check_split(split)
+    limit = _check_limit(limit)
+    keep = None if classes is None else _class_indices(classes)
+    if data_root() is None:
+        x, y = load_cifar10(None, split)
+        if split == "train":  # the first 2,000 of each class, classes in label order
+            order = np.concatenate([np.flatnonzero(y.numpy() == c)[:CIFAR10_SUBSET_PER_CLASS] for c in range(10)])
+            x, y = x[order], y[order]
+    else:
+        size, sha = CIFAR10_SUBSET_NPZ
+        path = _fetch("cifar10/cifar10_subset.npz", sha, "sha256", size, [])
+        with np.load(path) as z:
+            x = to_unit_range(z[f"x_{split}"].transpose(0, 3, 1, 2))  # NHWC uint8 -> (N, 3, 32, 32)
+            y = torch.from_numpy(z[f"y_{split}"].astype(np.int64))
+    if keep is not None:
+        mask = torch.from_numpy(np.isin(y.numpy(), keep))
+        x, y = x[mask], y[mask]
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    return x, y
 
 
 # ------------------------------------------------------------------------------ natural photographs

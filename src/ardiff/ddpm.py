@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from .forward import _check_schedule, _gather, _q_sample, _timesteps, q_posterior
 from .schedules import NoiseSchedule
 
-__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence"]
+__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "nll_bound",
+           "discretised_gaussian_log_likelihood"]
 
 
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
@@ -198,3 +199,116 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
                           generator=generator, clip_x0=clip_x0)
     model.train(was_training)
     return (x, traj) if return_trajectory else x
+
+
+# ---------------------------------------------------------------- the variational bound in bits/dim
+def discretised_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    r"""Ho et al. (2020)'s decoder :math:`\log p(x \mid \mu, \sigma)` for x on the 256-level grid of [-1, 1] (eq. 13).
+
+    The Gaussian's mass over the pixel's bin :math:`[x - 1/255, x + 1/255]`, the outer bins reaching to
+    :math:`\pm\infty`, so the 256 probabilities sum to 1. Elementwise, shapes broadcast; float64 inside.
+    """
+    x, mean, std = (torch.as_tensor(v).double() for v in (x, mean, std))
+    upper, lower = (x - mean + 1 / 255) / std, (x - mean - 1 / 255) / std
+    log_below_upper = torch.special.log_ndtr(upper)               # log Phi(upper): the first bin
+    log_above_lower = torch.special.log_ndtr(-lower)              # log (1 - Phi(lower)): the last bin
+    # log(Phi(upper) - Phi(lower)), computed on the side of the mean where it does not cancel
+    right = lower > 0
+    hi, lo = torch.where(right, -lower, upper), torch.where(right, -upper, lower)
+    log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+    log_mid = log_hi + torch.log1p(-torch.exp(log_lo - log_hi).clamp(max=1 - 1e-15))
+    return torch.where(x < -0.999, log_below_upper, torch.where(x > 0.999, log_above_lower, log_mid))
+
+
+@torch.no_grad()
+def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps: int | None = None,
+              variance: str = "small", generator: torch.Generator | None = None, progress: bool = False) -> dict:
+    r"""The DDPM variational bound on :math:`-\log p_\theta(x_0)`, in bits per dimension (Ho et al. 2020, eq. 5).
+
+    With 0-indexed steps (step t here is Ho's t + 1):
+
+    :math:`L = \underbrace{D_{KL}(q(x_{T-1} \mid x_0) \,\|\, \mathcal N(0, I))}_{\text{prior } L_T}
+    + \sum_{t=1}^{T-1} \underbrace{D_{KL}(q(x_{t-1} \mid x_t, x_0) \,\|\, p_\theta(x_{t-1} \mid x_t))}_{L_{t-1}}
+    \underbrace{- \log p_\theta(x_0 \mid x_{\text{step } 0})}_{\text{decoder } L_0}`.
+
+    Each :math:`L_{t-1}` is a KL between Gaussians: the posterior :math:`\mathcal N(\tilde\mu_t(x_t, x_0), \tilde\beta_t)`
+    and the model's :math:`\mathcal N(\tilde\mu_t(x_t, \hat x_0), \sigma_t^2)` with :math:`\sigma_t^2 = \tilde\beta_t`
+    (``variance="small"``, as :func:`ddpm_step` samples) or :math:`\beta_t` ("large"), on one draw of
+    :math:`x_t \sim q(x_t \mid x_0)` per term. The decoder is :func:`discretised_gaussian_log_likelihood` around
+    :math:`\hat x_0` with :math:`\sigma^2 = \tilde\beta` of step 1 (as Ho et al.'s code clips it).
+
+    Args:
+        model: ``model(x_t, t) -> eps``.
+        x0_pixels: (B, C, H, W) integer pixel values 0..255 (the data is discrete, so the bound is a likelihood).
+        timesteps: None for every one of the T - 1 KL terms (T network evaluations per image), or m in
+            [1, T - 1] for an unbiased stratified estimate of their sum: one random step from each of m equal
+            strata, weighted by its stratum's size (m + 1 evaluations).
+        variance: 'small' or 'large', the reverse process's fixed variance.
+        generator: draws the steps and the noise (on the model's device).
+    Returns:
+        a dict of (B,) float64 tensors in bits/dim: ``total`` = ``prior`` + ``diffusion`` + ``decoder``;
+        and ``t`` (the steps of the KL terms, list) with ``terms`` (B, len(t)), each term's bits/dim before
+        weighting.
+    """
+    _check_schedule(schedule)
+    if not isinstance(x0_pixels, torch.Tensor) or x0_pixels.ndim != 4 or x0_pixels.is_floating_point():
+        raise ValueError(f"x0_pixels must be a (B, C, H, W) integer tensor of pixel values 0..255, got "
+                         f"{getattr(x0_pixels, 'dtype', type(x0_pixels).__name__)} {tuple(getattr(x0_pixels, 'shape', ()))}")
+    if x0_pixels.numel() and (int(x0_pixels.min()) < 0 or int(x0_pixels.max()) > 255):
+        raise ValueError(f"x0_pixels must hold values in [0, 255], got [{int(x0_pixels.min())}, {int(x0_pixels.max())}]")
+    T = schedule.T
+    if T < 2:
+        raise ValueError(f"the bound needs a schedule with T >= 2, got T = {T}")
+    if timesteps is not None and (isinstance(timesteps, bool) or not isinstance(timesteps, int)
+                                  or not 1 <= timesteps <= T - 1):
+        raise ValueError(f"timesteps must be None or an int in [1, T-1] = [1, {T - 1}], got {timesteps!r}")
+    if variance not in ("small", "large"):
+        raise ValueError(f"variance must be 'small' or 'large', got {variance!r}")
+    device = next(model.parameters()).device
+    x0 = (x0_pixels.to(device).double() / 127.5 - 1.0)                 # (B, C, H, W) on the grid of [-1, 1]
+    B, D = x0.shape[0], x0[0].numel()
+    to_bpd = 1.0 / (D * torch.log(torch.tensor(2.0, dtype=torch.float64)))
+    sched = {k: getattr(schedule, k).double().to(device) for k in
+             ("betas", "alphas_cumprod", "posterior_variance", "posterior_mean_coef1", "posterior_mean_coef2")}
+    abar, post_var = sched["alphas_cumprod"], sched["posterior_variance"]
+    model_var = post_var if variance == "small" else sched["betas"]
+
+    def x0_hat(t: int, eps_draw):
+        x_t = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * eps_draw
+        eps = model(x_t.float(), torch.full((B,), t, dtype=torch.long, device=device)).double()
+        return x_t, (x_t - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+
+    # prior: KL(N(sqrt(abar) x0, 1 - abar) || N(0, 1)), summed over dimensions
+    a = abar[T - 1]
+    prior = 0.5 * (a * x0 ** 2 + (1 - a) - 1 - torch.log1p(-a)).flatten(1).sum(1)
+    # the KL terms, exactly (every step) or by stratified sampling
+    if timesteps is None:
+        steps, weights = list(range(1, T)), [1.0] * (T - 1)
+    else:
+        edges = torch.linspace(1, T, timesteps + 1, dtype=torch.float64).round().long().tolist()
+        steps, weights = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            steps.append(int(torch.randint(lo, hi, (1,), generator=generator, device=device)))
+            weights.append(float(hi - lo))
+    iterator = steps
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(steps, desc="variational bound", leave=False)
+    terms = []
+    for t in iterator:
+        x_t, xh = x0_hat(t, torch.randn(x0.shape, generator=generator, device=device, dtype=torch.float64))
+        mean_q = sched["posterior_mean_coef1"][t] * x0 + sched["posterior_mean_coef2"][t] * x_t
+        mean_p = sched["posterior_mean_coef1"][t] * xh + sched["posterior_mean_coef2"][t] * x_t
+        v_q, v_p = post_var[t], model_var[t]
+        kl = 0.5 * (torch.log(v_p / v_q) + v_q / v_p - 1 + (mean_q - mean_p) ** 2 / v_p)
+        terms.append(kl.flatten(1).sum(1))
+    terms = torch.stack(terms, 1) if terms else x0.new_zeros(B, 0)         # (B, len(steps)), nats
+    diffusion = (terms * torch.tensor(weights, dtype=torch.float64, device=device)).sum(1)
+    # decoder: -log p(x0 | x at step 0), discretised Gaussian around x0_hat with the variance of step 1
+    _, xh = x0_hat(0, torch.randn(x0.shape, generator=generator, device=device, dtype=torch.float64))
+    decoder = -discretised_gaussian_log_likelihood(x0, xh, post_var[1].sqrt()).flatten(1).sum(1)
+    out = {"prior": prior, "diffusion": diffusion, "decoder": decoder}
+    out = {k: (v * to_bpd).cpu() for k, v in out.items()}
+    out["total"] = out["prior"] + out["diffusion"] + out["decoder"]
+    out["t"], out["terms"] = steps, (terms * to_bpd).cpu()
+    return out

@@ -1,13 +1,14 @@
-r"""Measures of sample quality and likelihood: FID-MNIST, bits per dimension, timers.
+r"""Measures of sample quality and likelihood: FID-MNIST, FID-CIFAR, bits per dimension, timers.
 
 FID-MNIST is the Fréchet distance (Heusel et al. 2017) between Gaussians fitted to the penultimate
-features of a small MNIST classifier (not Inception), for real and generated images:
+features of a small classifier (not Inception; one trained on MNIST, one on ten CIFAR-10 classes), for real
+and generated images:
 
 :math:`d^2 = \lVert\mu_1-\mu_2\rVert^2 + \operatorname{tr}(\Sigma_1 + \Sigma_2 - 2(\Sigma_1\Sigma_2)^{1/2})`.
 
 Its value depends on the feature network and on n, so every FID the book reports is quoted at a
-stated n and beside the *real floor*: the FID of n MNIST training images against n test images,
-with the same network.
+stated n and beside the *real floor*: the FID of n training images against n test images, with the
+same network.
 """
 from __future__ import annotations
 
@@ -21,24 +22,36 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["MnistClassifier", "accuracy", "features", "frechet_distance", "fid",
-           "FidMnist", "bits_per_dim", "sharpness", "diversity", "timer"]
+__all__ = ["ConvClassifier", "MnistClassifier", "accuracy", "features", "frechet_distance", "fid",
+           "Fid", "FidMnist", "FidCifar", "bits_per_dim", "sharpness", "diversity", "timer", "flops"]
 
 
-class MnistClassifier(nn.Module):
-    """Three conv layers (no normalisation: train and eval agree) and a 128-d penultimate layer:
-    (B, 1, 28, 28) in [-1, 1] -> (B, 10) logits."""
+class ConvClassifier(nn.Module):
+    """Three stages of conv + ReLU (``convs`` per stage, no normalisation: train and eval agree) and max-pooling,
+    then a ``feature_dim`` penultimate layer: (B, C, S, S) in [-1, 1] -> (B, 10) logits.
 
-    def __init__(self, width: int = 32, feature_dim: int = 128):
+    The feature network of FID-MNIST (``MnistClassifier()``: 1 channel, 28 px, one conv per stage) and of
+    FID-CIFAR (3 channels, 32 px).
+    """
+
+    def __init__(self, width: int = 32, feature_dim: int = 128, in_channels: int = 1, image_size: int = 28,
+                 convs: int = 1, dropout: float = 0.0):
         super().__init__()
-        w = width
-        self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),              # (B, w, 14, 14)
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),         # (B, 2w, 7, 7)
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),     # (B, 4w, 3, 3)
-            nn.Flatten(),                                                           # (B, 36w)
-            nn.Linear(36 * w, feature_dim), nn.ReLU(),                              # (B, feature_dim)
-        )
+        if min(width, feature_dim, in_channels, convs) < 1 or image_size < 8 or not 0 <= dropout < 1:
+            raise ValueError(f"width, feature_dim, in_channels, convs must be >= 1, image_size >= 8 and dropout in "
+                             f"[0, 1); got {width}, {feature_dim}, {in_channels}, {convs}, {image_size}, {dropout}")
+        self.input_shape = (in_channels, image_size, image_size)
+        layers, cin = [], in_channels
+        for cout in (width, 2 * width, 4 * width):                # (B, cout, S/2^k, S/2^k) after stage k
+            for i in range(convs):
+                layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.ReLU()]
+            layers.append(nn.MaxPool2d(2))
+            cin = cout
+        side = image_size // 8
+        layers += [nn.Flatten(), nn.Linear(4 * width * side * side, feature_dim), nn.ReLU()]  # (B, feature_dim)
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.body = nn.Sequential(*layers)
         self.head = nn.Linear(feature_dim, 10)
 
     def features(self, x):
@@ -46,6 +59,9 @@ class MnistClassifier(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x))
+
+
+MnistClassifier = ConvClassifier  # the defaults are FID-MNIST's network
 
 
 @torch.no_grad()
@@ -59,9 +75,11 @@ def accuracy(model, x, y, batch_size: int = 1000) -> float:
 
 @torch.no_grad()
 def features(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
-    """Penultimate features, (N, D) float64, of (N, 1, 28, 28) images in [-1, 1]."""
-    if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(f"images must be (N, 1, 28, 28) MNIST-like tensors, got {tuple(images.shape)}")
+    """Penultimate features, (N, D) float64, of (N, C, S, S) images in [-1, 1] (the classifier's input shape)."""
+    shape = tuple(getattr(model, "input_shape", (1, 28, 28)))
+    if images.ndim != 4 or tuple(images.shape[1:]) != shape:
+        raise ValueError(f"images must be (N, {', '.join(map(str, shape))}) tensors for this classifier, "
+                         f"got {tuple(images.shape)}")
     model.eval()
     dev = next(model.parameters()).device
     out = [model.features(images[i:i + batch_size].to(dev).float()).double().cpu()
@@ -107,22 +125,18 @@ def fid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     return frechet_distance(*_stats(feats_a), *_stats(feats_b))
 
 
-class FidMnist:
-    """FID-MNIST against the first ``n`` test digits, with its real floor at the same n.
+class Fid:
+    """FID of samples against ``n`` real test images, with its real floor at the same n.
 
-    >>> fm = FidMnist(classifier, n=1000)
-    >>> fm(samples)          # FID of (n, 1, 28, 28) samples against n test digits
-    >>> fm.floor             # FID of n training digits against the same n test digits
+    >>> fm = FidMnist(classifier, n=1000)     # or FidCifar(cifar_classifier, n=1000) for cats
+    >>> fm(samples)          # FID of n samples against the n test images
+    >>> fm.floor             # FID of n training images against the same n test images
     """
 
-    def __init__(self, classifier, n: int = 10_000):
-        from .data import load_mnist
-
-        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 10_000:
-            raise ValueError(f"n must be an int in [2, 10000], got {n!r}")
-        self.classifier, self.n = classifier, n
-        self.test_features = features(classifier, load_mnist("test", limit=n)[0])
-        self.floor = fid(features(classifier, load_mnist("train", limit=n)[0]), self.test_features)
+    def __init__(self, classifier, test_images: torch.Tensor, train_images: torch.Tensor):
+        self.classifier, self.n = classifier, len(test_images)
+        self.test_features = features(classifier, test_images)
+        self.floor = fid(features(classifier, train_images), self.test_features)
 
     def features(self, samples: torch.Tensor) -> np.ndarray:
         """Features of ``samples`` (clipped to [-1, 1], the valid pixel range, as saving them as images would)."""
@@ -131,13 +145,13 @@ class FidMnist:
         return features(self.classifier, samples.clamp(-1, 1))
 
     def __call__(self, samples: torch.Tensor) -> float:
-        """FID of ``samples`` against the n test digits."""
+        """FID of ``samples`` against the n test images."""
         return fid(self.features(samples), self.test_features)
 
     def bootstrap(self, *sample_sets: torch.Tensor, draws: int = 100, seed: int = 0, paired: bool = False) -> np.ndarray:
         """FIDs of each sample set on ``draws`` bootstrap resamples, (draws, len(sample_sets)).
 
-        Each draw resamples every set and the test digits with replacement (one test resample per draw,
+        Each draw resamples every set and the test images with replacement (one test resample per draw,
         shared by all sets), so the column differences give the spread of a *difference* of FIDs.
         With ``paired=True`` every set is resampled with the *same* indices in a draw: right when sample i
         of every set comes from the same starting noise (the sets are paired), and then the spread of a
@@ -156,6 +170,32 @@ class FidMnist:
             else:
                 out[k] = [fid(f[rng.integers(0, self.n, self.n)], ref) for f in feats]
         return out
+
+
+class FidMnist(Fid):
+    """FID-MNIST against the first ``n`` test digits; the floor uses the first ``n`` training digits."""
+
+    def __init__(self, classifier, n: int = 10_000):
+        from .data import load_mnist
+
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 10_000:
+            raise ValueError(f"n must be an int in [2, 10000], got {n!r}")
+        super().__init__(classifier, load_mnist("test", limit=n)[0], load_mnist("train", limit=n)[0])
+
+
+class FidCifar(Fid):
+    """FID-CIFAR against the first ``n`` test cats (at most 1,000); the floor uses the first ``n`` training cats.
+
+    ``classifier`` is the shipped ``cifar-classifier`` (a :class:`ConvClassifier` trained on all ten classes), so
+    the features are not Inception's and the values are comparable only with each other, at the same n.
+    """
+
+    def __init__(self, classifier, n: int = 1000):
+        from .data import load_cifar10_cats
+
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1000:
+            raise ValueError(f"n must be an int in [2, 1000] (there are 1,000 test cats), got {n!r}")
+        super().__init__(classifier, load_cifar10_cats("test", limit=n), load_cifar10_cats("train", limit=n))
 
 
 def bits_per_dim(nll_nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:
@@ -205,3 +245,13 @@ def timer(device=None):
     finally:
         sync()
         out["seconds"] = time.perf_counter() - start
+
+
+def flops(fn, *args, **kwargs) -> int:
+    """Floating-point operations of one call ``fn(*args, **kwargs)``, counted by ``torch.utils.flop_counter``
+    (a multiply-add counts 2; matrix products and convolutions only): a device-independent cost."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    return int(counter.get_total_flops())

@@ -40,6 +40,8 @@ __all__ = ["Recipe", "RECIPES", "ShippedWeightsError", "names", "recipe", "card"
 WEIGHTS = Path(__file__).with_name("weights")
 FORMAT_VERSION = 1  # bump when model code changes in a way that invalidates trained weights
 MNIST_SOURCE = "MNIST IDX gzip files (LeCun et al.), SHA-256 verified"
+CIFAR_SOURCE = ("CIFAR-10 decoded from a JPEG copy (shared/data/cifar10/*.npz, SHA-256 verified; not the official "
+                "pixels); without ARDIFF_DATA the same images from the official tarball (MD5 verified)")
 AR_KEYS = ("keep_rows", "lam", "pairing", "pool", "prior", "seed")
 
 
@@ -50,10 +52,11 @@ class ShippedWeightsError(RuntimeError):
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    model: str                      # 'UNet', 'PixelCNN' or 'MnistClassifier'
+    model: str                      # 'UNet', 'PixelCNN', 'MnistClassifier' or 'ConvClassifier'
     config: dict                    # the model's full constructor config
-    data: dict                      # dataset, split, limit, source
-    objective: str                  # 'eps-mse' (DDPM), 'blockwise-eps-mse', 'nll' (PixelCNN, nats/dim), 'cross-entropy'
+    data: dict                      # dataset ('mnist', 'cifar10-subset', 'cifar10-cats'), split, limit, source
+    objective: str                  # 'eps-mse' (DDPM), 'blockwise-eps-mse', 'nll' (PixelCNN, nats/dim),
+                                    # 'cross-entropy', 'cross-entropy+hflip' (random horizontal flips)
     train: TrainConfig              # every training setting, the seed included
     schedule_spec: dict | None = None   # {'kind': 'linear', 'T': 1000, 'beta_start': ..., 'beta_end': ...}
     metric: dict = field(default_factory=dict)  # how the card's headline metric is measured
@@ -114,9 +117,9 @@ class Recipe:
         if self.model == "PixelCNN":
             from .pixelcnn import PixelCNN
             return PixelCNN(**self.config)
-        if self.model == "MnistClassifier":
-            from .metrics import MnistClassifier
-            return MnistClassifier(**self.config)
+        if self.model in ("MnistClassifier", "ConvClassifier"):  # one class; the MNIST recipe keeps its old name
+            from .metrics import ConvClassifier
+            return ConvClassifier(**self.config)
         raise ValueError(f"unknown model class {self.model!r}")
 
     def variant(self, name: str, **changes) -> "Recipe":
@@ -128,6 +131,23 @@ class Recipe:
 
 def _mnist(limit=None) -> dict:
     return {"dataset": "mnist", "split": "train", "limit": limit, "source": MNIST_SOURCE}
+
+
+def _cifar(dataset: str, limit=None) -> dict:
+    return {"dataset": dataset, "split": "train", "limit": limit, "source": CIFAR_SOURCE}
+
+
+def _images(dataset: str, split: str, limit=None):
+    """``(x, y)`` of a recipe's dataset: images in [-1, 1], (N, C, H, W), and labels (None for cats)."""
+    from .data import load_cifar10_cats, load_cifar10_subset, load_mnist
+
+    if dataset == "mnist":
+        return load_mnist(split, limit=limit)
+    if dataset == "cifar10-subset":
+        return load_cifar10_subset(split, limit=limit)
+    if dataset == "cifar10-cats":
+        return load_cifar10_cats(split, limit=limit), None
+    raise ValueError(f"unknown dataset {dataset!r}")
 
 
 _UNET = dict(in_channels=1, image_size=28, base_channels=32, channel_mults=[1, 2, 2], num_res_blocks=2,
@@ -184,6 +204,38 @@ RECIPES = {r.name: r for r in [
                        ema_decay=0.999, checkpoint_every=150, seed=0),
            schedule_spec=_SCHEDULE, metric={**_FID, "steps": 8, "block_rows": 7}, minutes=85,
            summary="Block-wise AR diffusion: the mnist-ddpm U-Net reading image + 2 row masks, h embedded (1-28 rows)"),
+    # Lesson 06 (CIFAR-10 cats). The feature network of FID-CIFAR, trained on all ten classes of the subset.
+    Recipe("cifar-classifier", "ConvClassifier", {"width": 32, "feature_dim": 128, "in_channels": 3, "image_size": 32,
+                                                  "convs": 2, "dropout": 0.2}, _cifar("cifar10-subset"),
+           "cross-entropy+hflip",
+           TrainConfig(steps=2400, batch_size=128, lr=2e-3, warmup_steps=100, lr_schedule="cosine", ema_decay=0.0,
+                       checkpoint_every=500, seed=0),
+           metric={"kind": "accuracy", "split": "test"}, minutes=8,
+           summary="The feature network of FID-CIFAR (6 conv layers, 128-d features), 20,000 images of 10 classes"),
+    # The course study's DDPM as published (Murariu 2025). Left open by the study, chosen here: U-Net width 32 with
+    # levels 1-2-2 and one residual block per level ("simplified", no attention); AdamW with PyTorch's default
+    # weight decay 0.01, no warm-up, constant lr, no EMA, no gradient clipping; "several epochs" = the CPU budget
+    # of cats-ddpm (45 minutes here: 8,000 steps of 32, 51 epochs of the 5,000 training cats).
+    Recipe("cats-ddpm-s2", "UNet", {**_UNET, "in_channels": 3, "image_size": 32, "num_res_blocks": 1, "attention": False},
+           _cifar("cifar10-cats"), "eps-mse",
+           TrainConfig(steps=8000, batch_size=32, lr=1e-4, weight_decay=0.01, grad_clip=None, warmup_steps=0,
+                       lr_schedule="constant", ema_decay=0.0, checkpoint_every=250, seed=0),
+           schedule_spec={"kind": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.05},
+           metric={"kind": "fid", "n": 1000, "method": "ddpm", "steps": 100, "seed": 0}, minutes=45,
+           summary="The course study's cat DDPM: linear beta 1e-4 to 0.05 over T = 100, AdamW lr 1e-4, batch 32"),
+    # The book's fixes, same data and CPU budget: T = 1000 cosine schedule, warm-up to a 5x higher lr with cosine
+    # decay, EMA with warm-up, two residual blocks per level and attention (mnist-ddpm's U-Net, 1.54 M).
+    Recipe("cats-ddpm", "UNet", {**_UNET, "in_channels": 3, "image_size": 32}, _cifar("cifar10-cats"), "eps-mse",
+           TrainConfig(steps=2700, batch_size=64, lr=5e-4, warmup_steps=200, lr_schedule="cosine", ema_decay=0.999,
+                       checkpoint_every=150, seed=0),
+           schedule_spec={"kind": "cosine", "T": 1000}, metric={**_FID, "steps": 50}, minutes=45,
+           summary="Cat DDPM with the book's fixes: cosine schedule over T = 1000, lr warm-up, EMA, 1.54 M U-Net"),
+    Recipe("cats-pixelcnn", "PixelCNN", {"channels": 48, "dilations": [1, 2, 1, 4, 1, 2, 1], "kernel": 3,
+                                         "zero_init_head": True, "in_channels": 3}, _cifar("cifar10-cats"), "nll",
+           TrainConfig(steps=5000, batch_size=32, lr=1e-3, warmup_steps=100, lr_schedule="cosine",
+                       ema_decay=0.999, checkpoint_every=150, seed=0),
+           metric={"kind": "bpd", "split": "test"}, minutes=90,
+           summary="RGB gated PixelCNN (48 channels, 8 layers), sub-pixels R, G, B, 256-way softmax each"),
 ]}
 
 
@@ -218,16 +270,14 @@ def card(name: str, root=None) -> dict:
 # ---------------------------------------------------------------- training a recipe
 def _data(r: Recipe, device=None, progress: bool = True, cache=None):
     """The training data of a recipe, and the seconds spent drawing method 1's AR partners (else None)."""
-    from .data import load_mnist
     from .pixelcnn import to_pixels
 
-    if r.data["dataset"] != "mnist":
-        raise ValueError(f"unknown dataset {r.data['dataset']!r}")
-    x, y = load_mnist(r.data["split"], limit=r.data["limit"])
+    x, y = _images(r.data["dataset"], r.data["split"], r.data["limit"])
     if r.objective == "eps-mse+ar":
         partners, seconds = _partners(r, x, device, progress, cache)
         return (x, partners), seconds
-    return {"eps-mse": x, "blockwise-eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y)}[r.objective], None
+    return {"eps-mse": x, "blockwise-eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y),
+            "cross-entropy+hflip": (x, y)}[r.objective], None
 
 
 _PARTNER_BATCH = 256
@@ -287,6 +337,12 @@ def _objective(r: Recipe):
         return lambda m, batch, g: F.cross_entropy(m(batch[0]).float(), batch[0].long())
     if r.objective == "cross-entropy":
         return lambda m, batch, g: F.cross_entropy(m(batch[0]), batch[1])
+    if r.objective == "cross-entropy+hflip":  # each image mirrored left-right with probability 1/2
+        def flipped(m, batch, g):
+            x = batch[0]
+            flip = torch.rand(len(x), generator=g, device=x.device) < 0.5
+            return F.cross_entropy(m(torch.where(flip[:, None, None, None], x.flip(-1), x)), batch[1])
+        return flipped
     if r.objective == "eps-mse+ar":  # method 1: L_diff + lam * ||x0_hat - x0_AR||^2
         from .arprior import consistency_loss
         schedule, lam = r.schedule, r.ar["lam"]
@@ -338,37 +394,40 @@ def train_recipe(r: Recipe | str, device=None, progress: bool = True, cache=None
 def evaluate(r: Recipe | str, model, classifier=None, progress: bool = True, **protocol) -> dict:
     """Measure a recipe's headline metric on ``model``, by the protocol in ``recipe.metric``.
 
-    - 'accuracy': test accuracy on the 10,000 MNIST test digits;
-    - 'bpd': exact test bits/dim of the PixelCNN on the 10,000 test digits;
-    - 'fid': FID-MNIST of n samples (the recipe's sampler and steps) against n test digits, beside the
-      real floor (n training digits) and the FID of N(0, I) noise at the same n.
+    - 'accuracy': test accuracy on the recipe's test set (10,000 MNIST digits, or the CIFAR-10 test set);
+    - 'bpd': exact test bits/dim of the PixelCNN on the test images (10,000 digits, or 1,000 cats);
+    - 'fid': FID-MNIST (or FID-CIFAR, for cats) of n samples (the recipe's sampler and steps) against n test
+      images, beside the real floor (n training images) and the FID of N(0, I) noise at the same n.
     """
     r = recipe(r) if isinstance(r, str) else r
     m = {**r.metric, **protocol}  # e.g. steps=10: the same protocol at another step count
     dev = next(model.parameters()).device
     if m["kind"] == "fid" and classifier is None:
-        classifier = load("mnist-classifier", dev)  # may train (outside no_grad)
+        classifier = load(_FEATURE_NET[r.data["dataset"]], dev)  # may train (outside no_grad)
     with torch.no_grad():
         return _evaluate(r, m, model, classifier, dev, progress)
 
 
+_FEATURE_NET = {"mnist": "mnist-classifier", "cifar10-cats": "cifar-classifier"}  # the FID of each dataset
+
+
 def _evaluate(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dict:
-    from .data import load_mnist
     from .metrics import accuracy
 
     if m["kind"] == "accuracy":
-        x, y = load_mnist(m["split"])
+        x, y = _images(r.data["dataset"], m["split"])
         return {"kind": "accuracy", "split": m["split"], "n": len(y), "value": accuracy(model, x, y)}
     if m["kind"] == "bpd":
         from .pixelcnn import to_pixels
-        x = to_pixels(load_mnist(m["split"])[0])
-        bpd = torch.cat([model.bits_per_dim(x[i:i + 500].to(dev)).cpu() for i in range(0, len(x), 500)])
+        x = to_pixels(_images(r.data["dataset"], m["split"])[0])
+        bpd = torch.cat([model.bits_per_dim(x[i:i + 100].to(dev)).cpu() for i in range(0, len(x), 100)])
         return {"kind": "bpd", "split": m["split"], "n": len(x), "value": bpd.mean().item(),
                 "sem": (bpd.std() / len(bpd) ** 0.5).item()}
     if m["kind"] == "fid":
         from .ddpm import sample
-        from .metrics import FidMnist
-        fm = FidMnist(classifier, n=m["n"])
+        from .metrics import FidCifar, FidMnist
+        fm = (FidMnist if r.data["dataset"] == "mnist" else FidCifar)(classifier, n=m["n"])
+        shape = tuple(fm.classifier.input_shape)                  # (C, H, W) of the images
         g = torch.Generator(dev).manual_seed(m["seed"])
         if "block_rows" in m:  # block-wise diffusion: m["steps"] per block
             from . import blockwise
@@ -376,10 +435,10 @@ def _evaluate(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dic
                                        method=m["method"], progress=progress) for i in range(0, m["n"], 250)]
             extra = {"block_rows": m["block_rows"]}
         else:
-            chunks = [sample(model, r.schedule, (min(250, m["n"] - i), 1, 28, 28), steps=m["steps"], method=m["method"],
+            chunks = [sample(model, r.schedule, (min(250, m["n"] - i), *shape), steps=m["steps"], method=m["method"],
                              generator=g, progress=progress) for i in range(0, m["n"], 250)]
             extra = {}
-        noise = torch.randn((m["n"], 1, 28, 28), generator=torch.Generator().manual_seed(m["seed"] + 1))
+        noise = torch.randn((m["n"], *shape), generator=torch.Generator().manual_seed(m["seed"] + 1))
         return {"kind": "fid", "n": m["n"], "method": m["method"], "steps": m["steps"], "value": fm(torch.cat(chunks)),
                 "floor": fm.floor, "noise": fm(noise), **extra}
     raise ValueError(f"unknown metric kind {m['kind']!r}")

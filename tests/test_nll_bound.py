@@ -1,0 +1,101 @@
+"""The DDPM variational bound (ardiff.ddpm.nll_bound): its terms, its prior in closed form, and the bound
+lying above an exactly known likelihood."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from ardiff.ddpm import discretised_gaussian_log_likelihood, nll_bound
+from ardiff.schedules import NoiseSchedule
+
+SCHEDULE = NoiseSchedule.linear(T=40, beta_start=1e-3, beta_end=0.3)
+V = 0.3  # the data variance the linear denoiser below is optimal for
+
+
+class LinearDenoiser(torch.nn.Module):
+    """eps_hat(x_t, t) = c_t x_t: the optimal noise predictor for data N(0, V I)."""
+
+    def __init__(self, schedule, v=V):
+        super().__init__()
+        abar = schedule.alphas_cumprod.double()
+        self.register_buffer("c", (1 - abar).sqrt() / (abar * v + 1 - abar))
+        self.dummy = torch.nn.Parameter(torch.zeros(()))   # gives the bound a device to run on
+
+    def forward(self, x_t, t):
+        return (self.c[t].view(-1, 1, 1, 1) * x_t.double()).float()
+
+
+def exact_nll_bits(model, schedule, pixels):
+    """-log2 p(x0) per dimension for the linear chain: every step is linear-Gaussian, so the model's marginal of
+    x0 before discretisation is N(0, var) in each dimension, and each pixel's probability is its bin's mass."""
+    abar = schedule.alphas_cumprod.double()
+    c1, c2 = schedule.posterior_mean_coef1.double(), schedule.posterior_mean_coef2.double()
+    post_var = schedule.posterior_variance.double()
+    g = (1 - (1 - abar).sqrt() * model.c) / abar.sqrt()          # x0_hat = g_t x_t
+    var = 1.0                                                     # x at the last step ~ N(0, 1)
+    for t in range(schedule.T - 1, 0, -1):
+        a = c1[t] * g[t] + c2[t]
+        var = a ** 2 * var + post_var[t]
+    var = float(g[0] ** 2 * var + post_var[1])                    # the decoder's mean g_0 x, variance of step 1
+    x = pixels.double().numpy() / 127.5 - 1
+    sd = math.sqrt(var)
+    hi = np.where(x > 0.999, 1.0, norm.cdf((x + 1 / 255) / sd))
+    lo = np.where(x < -0.999, 0.0, norm.cdf((x - 1 / 255) / sd))
+    return -np.log2(hi - lo).reshape(len(x), -1).mean(1)
+
+
+def test_discretised_decoder_sums_to_one_and_matches_bins():
+    grid = torch.arange(256).double() / 127.5 - 1
+    for mean, std in ((0.3, 0.05), (-0.99, 0.01), (1.0, 0.5)):
+        logp = discretised_gaussian_log_likelihood(grid, torch.tensor(mean), torch.tensor(std))
+        assert logp.exp().sum().item() == pytest.approx(1.0, abs=1e-9)
+        k = 100
+        assert logp[k].exp().item() == pytest.approx(norm.cdf((grid[k] + 1 / 255 - mean) / std)
+                                                     - norm.cdf((grid[k] - 1 / 255 - mean) / std), rel=1e-6, abs=1e-300)
+
+
+def test_terms_add_up_and_the_prior_is_its_closed_form():
+    model = LinearDenoiser(SCHEDULE)
+    x = torch.randint(0, 256, (3, 2, 4, 4))
+    out = nll_bound(model, x, SCHEDULE, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["total"], out["prior"] + out["diffusion"] + out["decoder"])
+    torch.testing.assert_close(out["diffusion"], out["terms"].sum(1))
+    assert out["t"] == list(range(1, SCHEDULE.T)) and out["terms"].shape == (3, SCHEDULE.T - 1)
+    assert (out["terms"] >= 0).all() and (out["prior"] >= 0).all()
+    # the prior term against torch's KL of the two Gaussians
+    x0 = x.double() / 127.5 - 1
+    a = SCHEDULE.alphas_cumprod[-1].double()
+    q = torch.distributions.Normal(a.sqrt() * x0, (1 - a).sqrt())
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).flatten(1).sum(1)
+    torch.testing.assert_close(out["prior"], kl / (32 * math.log(2)))
+
+
+def test_bound_lies_above_the_exact_nll_and_the_stratified_estimate_is_unbiased():
+    model = LinearDenoiser(SCHEDULE)
+    pixels = torch.tensor([[0, 40, 128, 200], [255, 90, 130, 10]]).view(2, 1, 2, 2)
+    exact = exact_nll_bits(model, SCHEDULE, pixels)                       # (2,)
+    reps = pixels.repeat_interleave(400, 0)                               # 400 noise draws per image
+    out = nll_bound(model, reps, SCHEDULE, generator=torch.Generator().manual_seed(1))
+    bound = out["total"].view(2, 400)
+    mean, se = bound.mean(1).numpy(), (bound.std(1) / 20).numpy()
+    assert (mean - 3 * se > exact).all(), (mean, se, exact)             # above, beyond the noise of the estimate
+    assert (mean - exact < 0.5).all()                                     # and not vacuous: within half a bit
+    strat = nll_bound(model, reps, SCHEDULE, timesteps=6, generator=torch.Generator().manual_seed(2))
+    assert len(strat["t"]) == 6 and strat["terms"].shape == (800, 6)
+    diff = strat["diffusion"].mean() - out["diffusion"].mean()
+    assert abs(diff) < 4 * (strat["diffusion"].std() / 800 ** 0.5 + out["diffusion"].std() / 800 ** 0.5)
+
+
+def test_bad_arguments():
+    model = LinearDenoiser(SCHEDULE)
+    x = torch.randint(0, 256, (1, 1, 2, 2))
+    with pytest.raises(ValueError, match="x0_pixels must be a"):
+        nll_bound(model, x.float(), SCHEDULE)
+    with pytest.raises(ValueError, match=r"x0_pixels must hold values in \[0, 255\]"):
+        nll_bound(model, x + 300, SCHEDULE)
+    with pytest.raises(ValueError, match=r"timesteps must be None or an int in \[1, T-1\] = \[1, 39\]"):
+        nll_bound(model, x, SCHEDULE, timesteps=40)
+    with pytest.raises(ValueError, match="variance must be 'small' or 'large'"):
+        nll_bound(model, x, SCHEDULE, variance="learned")

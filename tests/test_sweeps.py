@@ -1,0 +1,61 @@
+"""Training-stability sweeps (ardiff.sweeps): the runs, the held-out score, diverged runs kept, the shipped file."""
+import json
+
+import pytest
+import torch
+
+from ardiff import sweeps, zoo
+from ardiff.train import TrainingDiverged
+
+
+def test_runs_vary_only_seed_or_lr():
+    base = zoo.recipe("cats-ddpm")
+    rs = sweeps.runs("cats-ddpm", seeds=(0, 1), lr_factors=(0.5, 4.0), steps=40)
+    assert [r.name for r in rs] == ["cats-ddpm-sweep-seed0", "cats-ddpm-sweep-seed1",
+                                    "cats-ddpm-sweep-lr0.5x", "cats-ddpm-sweep-lr4x"]
+    assert [r.train.seed for r in rs] == [0, 1, 0, 0]
+    assert [r.train.lr for r in rs] == [base.train.lr, base.train.lr, base.train.lr * 0.5, base.train.lr * 4]
+    for r in rs:
+        assert r.train.steps == 40 and r.train.warmup_steps == 4
+        assert (r.config, r.data, r.objective, r.schedule_spec) == (base.config, base.data, base.objective, base.schedule_spec)
+    assert len({r.hash for r in rs}) == 4
+    with pytest.raises(ValueError, match="steps must be an int >= 10"):
+        sweeps.runs("cats-ddpm", steps=5)
+    with pytest.raises(ValueError, match="lr_factors must be > 0"):
+        sweeps.runs("cats-ddpm", lr_factors=(0,))
+
+
+@pytest.fixture
+def tiny_sweep(tmp_path, monkeypatch, shared_data):
+    unet = {**zoo.recipe("cats-ddpm").config, "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
+            "attention": False}
+    tiny = zoo.recipe("cats-ddpm").variant("cats-ddpm", config=unet, data={**zoo.recipe("cats-ddpm").data, "limit": 64},
+                                           train=dict(batch_size=8))
+    monkeypatch.setitem(zoo.RECIPES, "cats-ddpm", tiny)
+    monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_sweep_records_scores_and_divergence(tiny_sweep, monkeypatch):
+    real_train = zoo.train_recipe
+
+    def train_or_diverge(r, **kw):
+        if r.name.endswith("lr16x"):
+            raise TrainingDiverged("loss became nan between steps 1 and 10; the last good checkpoint is x")
+        return real_train(r, **kw)
+
+    monkeypatch.setattr(zoo, "train_recipe", train_or_diverge)
+    entry = sweeps.run_sweep("cats-ddpm", progress=False, root=tiny_sweep, seeds=(0, 1), lr_factors=(16.0,), steps=10)
+    assert [r["diverged"] for r in entry["runs"]] == [False, False, True]
+    a, b, c = entry["runs"]
+    assert a["heldout"] > 0 and b["heldout"] > 0 and a["heldout"] != b["heldout"] and c["heldout"] is None
+    assert "nan" in c["message"] and entry["recipe_hash"] == zoo.recipe("cats-ddpm").hash
+    assert json.loads((tiny_sweep / "sweeps.json").read_text())["cats-ddpm"]["runs"][0]["run"] == a["run"]
+    assert sweeps.load("cats-ddpm", root=tiny_sweep)["runs"][2]["diverged"]
+    # the held-out score is the same for the same model: fixed draws of t and noise
+    model, _ = zoo.train_recipe(sweeps.runs("cats-ddpm", seeds=(0,), lr_factors=(), steps=10)[0])
+    r0 = sweeps.runs("cats-ddpm", seeds=(0,), lr_factors=(), steps=10)[0]
+    assert sweeps.heldout(r0, model, n=20) == sweeps.heldout(r0, model, n=20)
+    monkeypatch.setitem(zoo.RECIPES, "cats-ddpm", zoo.recipe("cats-ddpm").variant("cats-ddpm", train=dict(lr=1.0)))
+    with pytest.raises(ValueError, match="re-run `python -m ardiff sweep cats-ddpm`"):
+        sweeps.load("cats-ddpm", root=tiny_sweep)
