@@ -185,7 +185,7 @@ def test_rgb_causality_over_pixels_and_colours():
                     y = x.clone()
                     y[0, c, i, j] = (y[0, c, i, j] + 128) % 256
                     changed = (model(y)[0] - base).abs().amax(0) > 1e-6   # (3, H, W)
-                    for oi, oj, oc in changed.nonzero().tolist():
+                    for oc, oi, oj in changed.nonzero().tolist():
                         seen[order(oi, oj, oc), order(i, j, c)] = True
     assert not seen.diagonal().any() and not seen.triu().any(), "an output saw its own or a later sub-pixel"
     for i, j in ((0, 0), (2, 3), (4, 4)):
