@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ardiff.claims import Difference, bootstrap_means, collapse, compare, difference
+from ardiff.claims import Difference, Ledger, bootstrap_means, collapse, compare, difference
 
 
 def test_paired_draws_cancel_shared_noise():
@@ -43,3 +43,47 @@ def test_collapse_names_the_reason():
     assert "diversity" in collapse(300.0, 1900.0, 0.5, 10.0)
     with pytest.raises(ValueError, match="min_share"):
         collapse(1.0, 2.0, 1.0, 1.0, min_share=1.5)
+
+
+class _ToyFid:
+    """An Fid stand-in on 2-d 'features' (the mean pixel of each half of the image)."""
+
+    def __init__(self, test):
+        from ardiff.metrics import fid
+        self.n, self._fid = len(test), fid
+        self.test_features = self.features(test)
+        self.floor = 0.0
+
+    def features(self, x):
+        return x.flatten(1).reshape(len(x), 2, -1).mean(2).double().numpy()
+
+    def __call__(self, x):
+        return self._fid(self.features(x), self.test_features)
+
+    def bootstrap(self, *sets, draws, seed):
+        rng = np.random.default_rng(seed)
+        out = np.empty((draws, len(sets)))
+        for k in range(draws):
+            ref = self.test_features[rng.integers(0, self.n, self.n)]
+            out[k] = [self._fid(self.features(s)[rng.integers(0, self.n, self.n)], ref) for s in sets]
+        return out
+
+
+def test_ledger_rows_differences_and_collapse():
+    import torch
+    g = torch.Generator().manual_seed(0)
+    test = torch.randn(400, 1, 4, 4, generator=g)
+    ledger = Ledger(_ToyFid(test), noise=3 * torch.randn(400, 1, 4, 4, generator=g))
+    good = ledger.add("good", torch.randn(400, 1, 4, 4, generator=g), seconds=4.0, evals=10)
+    bad = ledger.add("shifted", torch.randn(400, 1, 4, 4, generator=g) + 0.5, seconds=8.0, evals=20)
+    same = ledger.add("one image", torch.randn(1, 1, 4, 4, generator=g).expand(400, 1, 4, 4))
+    assert good["s_per_image"] == 0.01 and bad["evals"] == 20 and same["s_per_image"] is None
+    assert good["collapsed"] is None and bad["collapsed"] is None and "diversity" in same["collapsed"]
+    with pytest.raises(ValueError, match="bootstrap"):
+        ledger.difference("good", "shifted")
+    ledger.bootstrap(draws=40)
+    d = ledger.difference("good", "shifted")
+    assert compare(d, lower_is_better=True) == "better" and d.sd > 0
+    assert "COLLAPSED" in ledger.table().splitlines()[-1] and "COLLAPSED" not in ledger.table().splitlines()[2]
+    with pytest.raises(ValueError, match="already"):
+        ledger.add("good", test)

@@ -118,3 +118,23 @@ def test_posterior_bad_shapes():
         q_posterior(torch.zeros(2, 3), torch.zeros(2, 4), 1, S)
     with pytest.raises(ValueError, match=r"t must be in \[0, T-1\]"):
         q_posterior(torch.zeros(2, 3), torch.zeros(2, 3), 5000, S)
+
+
+def test_q_marginal_gaussian_matches_the_marginal_moments():
+    from ardiff.forward import q_marginal_gaussian
+    s = NoiseSchedule.linear(T=100, beta_start=1e-4, beta_end=0.05)
+    g = torch.Generator().manual_seed(0)
+    # correlated 2x2 "images": pixel 1 = pixel 0 + small noise, others independent, nonzero mean
+    base = torch.randn(4000, 1, generator=g)
+    data = torch.cat([base, base + 0.1 * torch.randn(4000, 1, generator=g), torch.randn(4000, 2, generator=g)], 1)
+    data = (data + torch.tensor([1.0, 1.0, -0.5, 0.0])).view(4000, 1, 2, 2)
+    t = 99
+    x = q_marginal_gaussian(data, t, s, 20000, generator=g).flatten(1).double()
+    ref = q_sample(data.repeat(5, 1, 1, 1), torch.full((20000,), t), s, generator=g).flatten(1).double()
+    torch.testing.assert_close(x.mean(0), ref.mean(0), atol=0.03, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), torch.cov(ref.T), atol=0.04, rtol=0)
+    assert torch.cov(x.T)[0, 1] > 0.05                      # the data's correlation survives (abar_T = 0.078)
+    with pytest.raises(ValueError, match="t must be"):
+        q_marginal_gaussian(data, 100, s, 5)
+    with pytest.raises(ValueError, match="data must be"):
+        q_marginal_gaussian(data[:1], 0, s, 5)

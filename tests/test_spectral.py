@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ardiff import NoiseSchedule, q_sample
-from ardiff.spectral import (band_split, cutoff_frequency, fit_power_law, noisy_spectrum, power_spectrum, rapsd,
+from ardiff.spectral import (SpectralDistance, band_split, cutoff_frequency, fit_power_law, noisy_spectrum, power_spectrum, rapsd,
                              settling_steps, snr_per_frequency, trajectory_errors, trajectory_spectra)
 
 
@@ -121,3 +121,39 @@ def test_trajectory_errors_compare_content_not_only_power():
     # the power of the middle state is the final power at every band, so settling_steps sees no change there
     _, power = trajectory_spectra([flipped, final])
     torch.testing.assert_close(power[0], power[1])
+
+
+def test_spectral_distance_is_zero_for_the_same_set_and_grows_with_blur_and_noise():
+    x = power_law_field(32, 2.0, batch=64, seed=3).float()[:, None]           # (64, 1, 32, 32)
+    x = x / x.std()
+    other = power_law_field(32, 2.0, batch=64, seed=4).float()[:, None]
+    other = other / other.std()
+    sd = SpectralDistance(x)
+    assert sd(x) == 0.0
+    same_law = sd(other)                                                     # another draw of the same spectrum
+    blurred = torch.nn.functional.avg_pool2d(other, 3, stride=1, padding=1)   # high frequencies damped
+    noisy = other + torch.randn(other.shape, generator=torch.Generator().manual_seed(5))
+    assert same_law < 0.1 < sd(blurred) and same_law < 0.1 < sd(noisy), (same_law, sd(blurred), sd(noisy))
+    # a uniform gain of 10 in power is one decade at every frequency
+    assert abs(sd(other * 10 ** 0.5) - 1.0) < same_law + 1e-6
+
+
+def test_spectral_distance_bootstrap_and_errors():
+    x = power_law_field(16, 2.0, batch=40, seed=6).float()[:, None]
+    sd = SpectralDistance(x)
+    a, b = x[:20], torch.randn(20, 1, 16, 16, generator=torch.Generator().manual_seed(7))
+    draws = sd.bootstrap(a, b, draws=30)
+    assert draws.shape == (30, 2) and np.isfinite(draws).all() and draws[:, 0].std() > 0
+    assert (draws[:, 1] > draws[:, 0]).all()                                 # noise is far from a power law
+    with pytest.raises(ValueError, match="16x16"):
+        sd(torch.zeros(4, 1, 8, 8))
+    with pytest.raises(ValueError, match="draws"):
+        sd.bootstrap(a, draws=1)
+
+
+def test_spectral_distance_floor_of_real_cats_is_below_noise(shared_data):
+    from ardiff.data import load_cifar10_cats
+    sd = SpectralDistance(load_cifar10_cats("test", limit=500))
+    floor = sd(load_cifar10_cats("train", limit=500))
+    noise = sd(torch.randn(500, 3, 32, 32, generator=torch.Generator().manual_seed(0)).clamp(-1, 1))
+    assert floor < 0.05 < 0.5 < noise, (floor, noise)

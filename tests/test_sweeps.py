@@ -50,6 +50,10 @@ def test_sweep_records_scores_and_divergence(tiny_sweep, monkeypatch):
     a, b, c = entry["runs"]
     assert a["heldout"] > 0 and b["heldout"] > 0 and a["heldout"] != b["heldout"] and c["heldout"] is None
     assert "nan" in c["message"] and entry["recipe_hash"] == zoo.recipe("cats-ddpm").hash
+    assert entry["untrained"] > max(a["heldout"], b["heldout"])       # training helped, on held-out cats
+    summary = sweeps.summarise(entry)
+    assert summary["lr"] == {16.0: None} and summary["diverged"] == [c["run"]]
+    assert abs(summary["seed_mean"] - (a["heldout"] + b["heldout"]) / 2) < 1e-12 and summary["seed_sd"] > 0
     assert json.loads((tiny_sweep / "sweeps.json").read_text())["cats-ddpm"]["runs"][0]["run"] == a["run"]
     assert sweeps.load("cats-ddpm", root=tiny_sweep)["runs"][2]["diverged"]
     # the held-out score is the same for the same model: fixed draws of t and noise
@@ -59,3 +63,15 @@ def test_sweep_records_scores_and_divergence(tiny_sweep, monkeypatch):
     monkeypatch.setitem(zoo.RECIPES, "cats-ddpm", zoo.recipe("cats-ddpm").variant("cats-ddpm", train=dict(lr=1.0)))
     with pytest.raises(ValueError, match="re-run `python -m ardiff sweep cats-ddpm`"):
         sweeps.load("cats-ddpm", root=tiny_sweep)
+
+
+def test_summarise_measures_progress_in_a_unit_free_way():
+    def entry(scale):  # the same sweep in two units: scores scaled by `scale`
+        runs = [{"run": f"x-sweep-seed{i}", "lr": 1e-3, "diverged": False, "heldout": scale * v} for i, v in enumerate((2.0, 2.2, 1.8))]
+        runs += [{"run": "x-sweep-lr0.25x", "lr": 2.5e-4, "diverged": False, "heldout": scale * 5.0},
+                 {"run": "x-sweep-lr16x", "lr": 1.6e-2, "diverged": True, "heldout": None}]
+        return {"name": "x", "untrained": scale * 8.0, "runs": runs}
+    a, b = sweeps.summarise(entry(1.0)), sweeps.summarise(entry(1000.0))
+    assert a["lr"][0.25] == pytest.approx(0.5) and a["lr"][16.0] is None and a["diverged"] == ["x-sweep-lr16x"]
+    assert a["seed_progress_sd"] == pytest.approx(b["seed_progress_sd"]) == pytest.approx(0.2 / 6.0)
+    assert a["lr"][0.25] == pytest.approx(b["lr"][0.25])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Difference", "difference", "compare", "bootstrap_means", "collapse"]
+__all__ = ["Difference", "difference", "compare", "bootstrap_means", "collapse", "Ledger"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,61 @@ def collapse(fid: float, noise_fid: float, diversity: float, real_diversity: flo
     if diversity < min_share * real_diversity:
         return f"diversity {diversity:.2f} is below {min_share:.0%} of real digits' ({real_diversity:.2f})"
     return None
+
+
+class Ledger:
+    """Sampling configurations measured side by side on one FID (:class:`ardiff.metrics.Fid`).
+
+    Each row holds the FID at the Fid's n, the diversity relative to the real test images', the collapse
+    reason (or None), seconds per image and network evaluations per image when given, and any extra measures.
+    :meth:`bootstrap` then resamples every row's samples (and the test images, shared per draw) so that
+    :meth:`difference` gives the spread of a difference of FIDs.
+
+    >>> ledger = Ledger(FidCifar(classifier, n=1000), noise=torch.randn(1000, 3, 32, 32))
+    >>> ledger.add("DDIM 50", samples, seconds=12.0, evals=50)
+    >>> ledger.bootstrap(draws=50); ledger.difference("DDIM 50", "PixelCNN")   # Difference(value, sd)
+    """
+
+    def __init__(self, fid, noise):
+        from .metrics import diversity
+
+        self.fid, self.n = fid, fid.n
+        self.noise_fid = fid(noise)
+        self.real_diversity = diversity(fid.test_features)
+        self.rows, self.samples, self.draws = {}, {}, {}
+
+    def add(self, name: str, samples, seconds: float | None = None, evals: int | None = None, **extra) -> dict:
+        """Measure ``samples`` (n, C, H, W) as row ``name``; ``seconds`` is the wall time of all n samples."""
+        from .metrics import diversity
+
+        if name in self.rows:
+            raise ValueError(f"the ledger already has a row named {name!r}")
+        row = {"fid": self.fid(samples), "diversity": diversity(self.fid.features(samples)) / self.real_diversity,
+               "s_per_image": None if seconds is None else seconds / len(samples), "evals": evals, **extra}
+        row["collapsed"] = collapse(row["fid"], self.noise_fid, row["diversity"], 1.0)
+        self.rows[name], self.samples[name] = row, samples.detach().float().clamp(-1, 1).cpu()
+        return row
+
+    def bootstrap(self, draws: int = 50, seed: int = 0) -> None:
+        """FIDs of every row on the same ``draws`` resamples of the test images (for :meth:`difference`)."""
+        names = list(self.rows)
+        self.draws = dict(zip(names, self.fid.bootstrap(*[self.samples[k] for k in names], draws=draws, seed=seed).T))
+
+    def difference(self, a: str, b: str) -> Difference:
+        """FID(a) - FID(b) with the bootstrap spread of the difference (call :meth:`bootstrap` first)."""
+        missing = [k for k in (a, b) if k not in self.draws]
+        if missing:
+            raise ValueError(f"no bootstrap draws for {missing}: call bootstrap() after the last add()")
+        return difference(self.rows[a]["fid"], self.rows[b]["fid"], self.draws[a], self.draws[b])
+
+    def table(self, extra=()) -> str:
+        """The rows as aligned text: FID, diversity, evaluations, ms per image, the ``extra`` measures, collapse."""
+        head = f"{'configuration':<24} {'FID':>7} {'div':>5} {'evals':>6} {'ms/image':>9}" + "".join(
+            f" {k:>10}" for k in extra)
+        lines = [f"FID at n = {self.n}: real floor {self.fid.floor:.1f}, noise {self.noise_fid:.0f}", head]
+        for name, r in self.rows.items():
+            ms = "-" if r["s_per_image"] is None else f"{1000 * r['s_per_image']:.1f}"
+            line = (f"{name:<24} {r['fid']:>7.1f} {r['diversity']:>5.2f} {r['evals'] or '-':>6} {ms:>9}"
+                    + "".join(f" {r.get(k, float('nan')):>10.3g}" for k in extra))
+            lines.append(line + (f"   COLLAPSED: {r['collapsed']}" if r["collapsed"] else ""))
+        return "\n".join(lines)

@@ -15,7 +15,7 @@ import torch
 
 from .schedules import NoiseSchedule
 
-__all__ = ["q_sample", "q_step", "q_posterior"]
+__all__ = ["q_sample", "q_step", "q_posterior", "q_marginal_gaussian"]
 
 
 def _check_schedule(schedule) -> None:
@@ -153,3 +153,40 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule: NoiseSchedule
     mean = coef1 * x0 + coef2 * x_t.to(x0.dtype)  # \tilde\mu_t(x_t, x_0)
     variance = _gather(schedule, "posterior_variance", t, x0)  # \tilde\beta_t
     return mean, variance
+
+
+def q_marginal_gaussian(data: torch.Tensor, t: int, schedule: NoiseSchedule, n: int,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Draws from the Gaussian with the mean and covariance of the marginal :math:`q(x_t)` of a data set.
+
+    :math:`q(x_t) = \int q(x_t \mid x_0)\, p_\text{data}(x_0)\, dx_0` has mean :math:`\sqrt{\bar\alpha_t}\,\mu`
+    and covariance :math:`\bar\alpha_t \Sigma + (1 - \bar\alpha_t) I`, with :math:`\mu, \Sigma` the data's
+    mean and (sample) covariance. This draws
+    :math:`x_t = \sqrt{\bar\alpha_t}\,\big(\mu + X_c^\top z / \sqrt{N - 1}\big) + \sqrt{1 - \bar\alpha_t}\,\varepsilon`,
+    :math:`z \sim \mathcal N(0, I_N)`, :math:`X_c` the centred data (N, D): exactly that Gaussian, without forming
+    the D x D covariance. No single data image is copied into a draw (each is a random mix of all N).
+
+    It is the start a sampler *should* use when :math:`\bar\alpha_{T-1}` is not close to 0 (a schedule whose last
+    step still holds signal): the model was trained on :math:`q(x_{T-1})`, not on :math:`\mathcal N(0, I)`.
+
+    Args:
+        data: (N, C, H, W) images, N >= 2.
+        t: the step, in [0, T-1].
+        n: number of draws.
+    Returns:
+        (n, C, H, W) float32 on ``data``'s device.
+    """
+    _check_schedule(schedule)
+    if not isinstance(data, torch.Tensor) or data.ndim != 4 or len(data) < 2:
+        raise ValueError(f"data must be a (N, C, H, W) tensor with N >= 2, got {tuple(getattr(data, 'shape', ()))}")
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= schedule.T - 1:
+        raise ValueError(f"t must be an int in [0, T-1] = [0, {schedule.T - 1}], got {t!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    x = data.double().flatten(1)                                          # (N, D)
+    mu, xc = x.mean(0), x - x.mean(0)
+    z = torch.randn(n, len(x), generator=generator, device=x.device, dtype=torch.float64)
+    eps = torch.randn(n, x.shape[1], generator=generator, device=x.device, dtype=torch.float64)
+    a = schedule.alphas_cumprod[t].double()
+    xt = a.sqrt() * (mu + z @ xc / (len(x) - 1) ** 0.5) + (1 - a).sqrt() * eps
+    return xt.float().view(n, *data.shape[1:])

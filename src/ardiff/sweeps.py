@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SWEEPS", "runs", "heldout", "run_sweep", "load"]
+__all__ = ["SWEEPS", "runs", "heldout", "run_sweep", "load", "summarise"]
 
 # name -> seeds, lr factors, steps: about half an hour per family on the 2-core CPU (six runs of ~5 minutes)
 SWEEPS = {
@@ -95,6 +95,8 @@ def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=No
                                                         for k, v in settings.items()},
              "device": device_name(pick_device(device)), "torch": torch.__version__,
              "date": time.strftime("%Y-%m-%d", time.gmtime()), "command": f"python -m ardiff sweep {name}", "runs": []}
+    torch.manual_seed(base.train.seed)                  # the untrained model: where "progress" starts (summarise)
+    entry["untrained"] = heldout(base, base.build().to(pick_device(device)))
     for r in runs(name, **settings):
         row = {"run": r.name, "seed": r.train.seed, "lr": r.train.lr, "steps": r.train.steps}
         try:
@@ -128,3 +130,32 @@ def load(name: str, root=None) -> dict:
         raise ValueError(f"the sweep of {name!r} was made with recipe {results[name]['recipe_hash']}, but the recipe "
                          f"now hashes to {recipe(name).hash}; re-run `python -m ardiff sweep {name}`")
     return results[name]
+
+
+def summarise(entry: dict) -> dict:
+    r"""A sweep's seed spread and learning-rate sensitivity, in units that compare across model families.
+
+    The *progress* of a run is :math:`(u - s) / (u - \bar s_\text{seeds})`, with u the held-out score of the
+    untrained model and s the run's: 1 is as far as the recipe's learning rate gets on average over seeds, 0 is
+    no better than untrained, and it does not depend on the score's unit (ε-MSE or bits/dim).
+
+    Returns:
+        ``seed_mean``, ``seed_sd`` (held-out score over the seed runs), ``seed_progress_sd`` (sd of the seeds'
+        progress), ``lr`` (``{factor: progress, or None when diverged}``) and ``diverged`` (run names).
+    """
+    seeds = [r for r in entry["runs"] if r["run"].rsplit("-", 1)[-1].startswith("seed")]
+    scores = [r["heldout"] for r in seeds if not r["diverged"]]
+    if len(scores) < 2:
+        raise ValueError(f"the sweep of {entry['name']!r} has {len(scores)} finished seed runs; need >= 2")
+    base_lr, u = seeds[0]["lr"], entry["untrained"]
+    mean = sum(scores) / len(scores)
+    sd = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1)) ** 0.5
+
+    def progress(v):
+        return (u - v) / (u - mean)
+
+    lr = {round(r["lr"] / base_lr, 6): None if r["diverged"] else progress(r["heldout"])
+          for r in entry["runs"] if r not in seeds}
+    sd_progress = sd / abs(u - mean)
+    return {"seed_mean": mean, "seed_sd": sd, "seed_progress_sd": sd_progress, "lr": lr,
+            "diverged": [r["run"] for r in entry["runs"] if r["diverged"]]}
