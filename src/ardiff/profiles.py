@@ -49,6 +49,7 @@ class Profile:
     cats_n: int                    # samples per FID-CIFAR and spectral distance, against as many test cats
     cats_ddim_steps: tuple         # DDIM steps of cats-ddpm compared
     cats_time_n: int               # batch of the speed row (every sampler timed on it, the slow ones included)
+    cats_naive_rows: int           # rows the naive PixelCNN sampler is timed on (its every step costs the same)
     cats_bound_n: int              # test cats of the likelihood row
     cats_bound_steps: int          # stratified KL terms of cats-ddpm's bound (T = 1000); cats-ddpm-s2 uses all 99
     # lesson 07: block-wise autoregressive diffusion
@@ -65,7 +66,7 @@ PROFILES = {
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                      ar_t_starts=(200, 600), ar_step_grid=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
-                     cats_n=100, cats_ddim_steps=(20, 50), cats_time_n=1, cats_bound_n=20, cats_bound_steps=20,
+                     cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=50, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
@@ -73,7 +74,7 @@ PROFILES = {
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
-                    cats_n=1_000, cats_ddim_steps=(20, 50, 100), cats_time_n=8, cats_bound_n=200, cats_bound_steps=100,
+                    cats_n=1_000, cats_ddim_steps=(20, 50, 100), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
 }
 
