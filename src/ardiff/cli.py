@@ -76,12 +76,13 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
     return {"path": str(out_path), **info}
 
 
-def _metric_words(metric: dict | None) -> str:
+def _metric_words(metric: dict | None, dataset: str = "mnist") -> str:
     if not metric:
         return "-"
     if metric["kind"] == "fid":
         per_block = f" per block of {metric['block_rows']} rows" if "block_rows" in metric else ""
-        return (f"FID {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}{per_block}; "
+        name = "FID-MNIST" if dataset == "mnist" else "FID-CIFAR"
+        return (f"{name} {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}{per_block}; "
                 f"floor {metric['floor']:.1f}, noise {metric['noise']:.0f})")
     if metric["kind"] == "bpd":
         return f"{metric['value']:.4f} bits/dim on {metric['n']} test images"
@@ -106,7 +107,7 @@ def models_table() -> str:
         stale = "" if c["recipe_hash"] == r.hash else " (STALE: recipe changed)"
         rows.append((name, r.hash, ("shipped" if shipped else "missing file") + stale,
                      f"{c['seconds'] / 60:.0f} min, {c['device']}", f"{c['bytes'] / 1e6:.1f} MB",
-                     _metric_words(c.get("metric"))))
+                     _metric_words(c.get("metric"), r.data["dataset"])))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -145,7 +146,7 @@ def models_page(folder) -> Path:
         t = c["recipe"]["train"]
         lines += [f"## `{name}`", "", f"{r.summary}.", "",
                   "| | |", "|---|---|",
-                  f"| headline metric | {_metric_words(c['metric'])} |",
+                  f"| headline metric | {_metric_words(c['metric'], c['recipe']['data']['dataset'])} |",
                   f"| parameters | {c['parameters']:,} |",
                   f"| training | {c['steps']:,} steps of batch {t['batch_size']}, lr {t['lr']:g} ({t['lr_schedule']}, "
                   f"{t['warmup_steps']} warm-up steps), EMA {t['ema_decay']:g}, seed {t['seed']} |",
@@ -159,7 +160,7 @@ def models_page(folder) -> Path:
                     if c["recipe"].get("ar") else []),
                   f"| training time | {c['seconds'] / 60:.1f} min on {c['device']}, torch {c['torch']}, {c['date']} |",
                   f"| final loss | {c['final_loss']:.4f} |",
-                  f"| file | `ardiff/weights/{c['file']}`, {c['bytes'] / 1e6:.2f} MB, fp32 EMA weights |",
+                  f"| file | `ardiff/weights/{c['file']}`, {c['bytes'] / 1e6:.2f} MB, fp32{' EMA' if t['ema_decay'] > 0 else ''} weights |",
                   f"| sha256 | `{c['sha256']}` |",
                   f"| recipe hash | `{c['recipe_hash']}` |",
                   f"| retrain | `{c['command']}` |", "",
@@ -185,7 +186,7 @@ def train_command(name: str, device=None, out=None) -> dict:
           "measuring its metric ...", flush=True)
     metric = zoo.evaluate(r, model)
     entry = zoo.ship(name, model, info, metric, root=out)
-    print(f"{name}: {_metric_words(metric)}; wrote {entry['file']} ({entry['bytes'] / 1e6:.2f} MB, "
+    print(f"{name}: {_metric_words(metric, r.data['dataset'])}; wrote {entry['file']} ({entry['bytes'] / 1e6:.2f} MB, "
           f"sha256 {entry['sha256'][:16]}...) and its card", flush=True)
     return entry
 
