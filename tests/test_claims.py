@@ -87,3 +87,6 @@ def test_ledger_rows_differences_and_collapse():
     assert "COLLAPSED" in ledger.table().splitlines()[-1] and "COLLAPSED" not in ledger.table().splitlines()[2]
     with pytest.raises(ValueError, match="already"):
         ledger.add("good", test)
+    ledger.add("late", torch.randn(400, 1, 4, 4, generator=g))        # draws made before it would not be paired
+    with pytest.raises(ValueError, match="bootstrap"):
+        ledger.difference("good", "late")

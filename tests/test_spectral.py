@@ -157,3 +157,26 @@ def test_spectral_distance_floor_of_real_cats_is_below_noise(shared_data):
     floor = sd(load_cifar10_cats("train", limit=500))
     noise = sd(torch.randn(500, 3, 32, 32, generator=torch.Generator().manual_seed(0)).clamp(-1, 1))
     assert floor < 0.05 < 0.5 < noise, (floor, noise)
+
+
+def test_rapsd_matches_a_plain_bincount_and_spectral_distance_uses_it():
+    x = torch.randn(5, 3, 12, 16, generator=torch.Generator().manual_seed(8)).double()
+    # the definition, written out: power averaged over images and channels, then over each radial bin
+    p = (torch.fft.fft2(x).abs() ** 2 / (12 * 16)).mean(dim=(0, 1))
+    fy, fx = torch.fft.fftfreq(12, dtype=torch.float64), torch.fft.fftfreq(16, dtype=torch.float64)
+    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).flatten()
+    bins = torch.round(r * 12).long()
+    keep = (bins >= 1) & (bins <= 6)
+    count = torch.bincount(bins[keep], minlength=7)[1:].double()
+    power = torch.bincount(bins[keep], weights=p.flatten()[keep], minlength=7)[1:] / count
+    freqs = torch.bincount(bins[keep], weights=r[keep], minlength=7)[1:] / count
+    f, q = rapsd(x)
+    torch.testing.assert_close(f, freqs)
+    torch.testing.assert_close(q, power)
+    torch.testing.assert_close(SpectralDistance(x)._per_image(x).mean(0), power)
+
+
+def test_spectral_distance_of_constant_images_is_large_and_finite():
+    x = power_law_field(16, 2.0, batch=20, seed=9).float()[:, None]
+    d = SpectralDistance(x)(torch.zeros(20, 1, 16, 16))                        # a sampler collapsed to black
+    assert np.isfinite(d) and d > 5

@@ -75,3 +75,7 @@ def test_summarise_measures_progress_in_a_unit_free_way():
     assert a["lr"][0.25] == pytest.approx(0.5) and a["lr"][16.0] is None and a["diverged"] == ["x-sweep-lr16x"]
     assert a["seed_progress_sd"] == pytest.approx(b["seed_progress_sd"]) == pytest.approx(0.2 / 6.0)
     assert a["lr"][0.25] == pytest.approx(b["lr"][0.25])
+    stuck = entry(1.0)
+    stuck["untrained"] = 1.0                                      # the seeds did not beat the untrained model
+    with pytest.raises(ValueError, match="no progress"):
+        sweeps.summarise(stuck)

@@ -90,14 +90,14 @@ def collapse(fid: float, noise_fid: float, diversity: float, real_diversity: flo
 
     Collapsed: an FID at or above that of Gaussian noise at the same n (the samples are no closer to
     digits than noise is), or a diversity (mean pairwise feature distance) below ``min_share`` of
-    real digits' (nearly identical samples, e.g. all black).
+    real images' (nearly identical samples, e.g. all black).
     """
     if not 0 < min_share < 1:
         raise ValueError(f"min_share must be in (0, 1), got {min_share}")
     if fid >= noise_fid:
         return f"FID {fid:.0f} is at or above that of noise ({noise_fid:.0f})"
     if diversity < min_share * real_diversity:
-        return f"diversity {diversity:.2f} is below {min_share:.0%} of real digits' ({real_diversity:.2f})"
+        return f"diversity {diversity:.2f} is below {min_share:.0%} of real images' ({real_diversity:.2f})"
     return None
 
 
@@ -132,6 +132,7 @@ class Ledger:
                "s_per_image": None if seconds is None else seconds / len(samples), "evals": evals, **extra}
         row["collapsed"] = collapse(row["fid"], self.noise_fid, row["diversity"], 1.0)
         self.rows[name], self.samples[name] = row, samples.detach().float().clamp(-1, 1).cpu()
+        self.draws = {}                 # a difference needs every row's draws from the same test resamples
         return row
 
     def bootstrap(self, draws: int = 50, seed: int = 0) -> None:

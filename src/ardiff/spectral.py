@@ -16,6 +16,8 @@ Parseval, the mean power equals the mean of :math:`x^2`.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -48,6 +50,7 @@ def power_spectrum(images) -> torch.Tensor:
     return _power(_as_4d(images)).reshape(torch.as_tensor(images).shape)
 
 
+@lru_cache(maxsize=8)
 def _radial_bins(H: int, W: int):
     """Bin k of every FFT coefficient of an (H, W) image (|f| near k / min(H, W)), as a (H*W, F) averaging matrix
     over bins 1..min(H, W)//2 (no DC, nothing past Nyquist), and the mean frequency of each bin (F,)."""
@@ -84,6 +87,7 @@ class SpectralDistance:
     decades, over the F radial bins of :func:`rapsd` (each set's RAPSD averaged over its images and channels).
     0 for the same spectrum; 0.3 is a factor of 2 on average. It sees blur (missing high frequencies), noise
     (excess high frequencies) and wrong contrast, but not whether the images show cats: pair it with an FID.
+    Images on any device are measured on the CPU.
 
     >>> sd = SpectralDistance(test_cats)      # (N, C, H, W) real images
     >>> sd(samples)                           # a float, samples of the same H, W
@@ -97,7 +101,7 @@ class SpectralDistance:
         self.reference = self._per_image(x)                         # (N, F)
 
     def _per_image(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_4d(x)
+        x = _as_4d(x).cpu()
         if tuple(x.shape[-2:]) != self.shape:
             raise ValueError(f"images must be {self.shape[0]}x{self.shape[1]} like the reference, got "
                              f"{tuple(x.shape[-2:])}")
@@ -105,7 +109,8 @@ class SpectralDistance:
 
     @staticmethod
     def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
-        return float((a.mean(0).log10() - b.mean(0).log10()).abs().mean())
+        # a floor on the power keeps constant images (a collapsed sampler) at a large, finite distance
+        return float((a.mean(0).clamp_min(1e-12).log10() - b.mean(0).clamp_min(1e-12).log10()).abs().mean())
 
     def __call__(self, samples: torch.Tensor) -> float:
         return self._distance(self._per_image(samples), self.reference)

@@ -149,6 +149,9 @@ def summarise(entry: dict) -> dict:
         raise ValueError(f"the sweep of {entry['name']!r} has {len(scores)} finished seed runs; need >= 2")
     base_lr, u = seeds[0]["lr"], entry["untrained"]
     mean = sum(scores) / len(scores)
+    if not u > mean:
+        raise ValueError(f"the seed runs of {entry['name']!r} score {mean:.4g} on average, no better than the untrained "
+                         f"model's {u:.4g}: there is no progress to compare")
     sd = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1)) ** 0.5
 
     def progress(v):
