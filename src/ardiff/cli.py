@@ -82,7 +82,8 @@ def _metric_words(metric: dict | None, dataset: str = "mnist") -> str:
     if metric["kind"] == "fid":
         per_block = f" per block of {metric['block_rows']} rows" if "block_rows" in metric else ""
         name = "FID-MNIST" if dataset == "mnist" else "FID-CIFAR"
-        return (f"{name} {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}{per_block}; "
+        clip = ", x0 clipped" if metric.get("clip_x0") else ""
+        return (f"{name} {metric['value']:.1f} at n={metric['n']} ({metric['method']}-{metric['steps']}{per_block}{clip}; "
                 f"floor {metric['floor']:.1f}, noise {metric['noise']:.0f})")
     if metric["kind"] == "bpd":
         return f"{metric['value']:.4f} bits/dim on {metric['n']} test images"
