@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ardiff.claims import Difference, Ledger, bootstrap_means, collapse, compare, difference
+from ardiff.claims import Difference, Ledger, bootstrap_means, bootstrap_sets, collapse, compare, difference
 
 
 def test_paired_draws_cancel_shared_noise():
@@ -35,6 +35,22 @@ def test_bootstrap_means_pair_the_items():
     assert abs(out[:, 0].std() - 1 / np.sqrt(400)) < 0.01
     with pytest.raises(ValueError, match="same length"):
         bootstrap_means(base, base[:10])
+
+
+def test_bootstrap_sets_share_the_reference_resample():
+    rng = np.random.default_rng(3)
+    ref, a = rng.normal(0, 1, (300, 1)), rng.normal(0, 1, (300, 1))
+    gap = lambda s, r: float(s.mean() - r.mean())                   # a set-level measure of rows
+    out = bootstrap_sets(gap, [a, a + 0.5], ref, draws=200, seed=1, paired=True)
+    assert out.shape == (200, 2)
+    np.testing.assert_allclose(out[:, 1] - out[:, 0], 0.5)           # paired rows: the difference never varies
+    unpaired = bootstrap_sets(gap, [a, a + 0.5], ref, draws=200, seed=1)
+    spread = (unpaired[:, 1] - unpaired[:, 0]).std()
+    assert 0.06 < spread < 0.1                                       # sqrt(2 / 300) ~ 0.082; the reference cancels
+    with pytest.raises(ValueError, match="draws >= 2"):
+        bootstrap_sets(gap, [a], ref, draws=1)
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_sets(gap, [a, a[:10]], ref, paired=True)
 
 
 def test_collapse_names_the_reason():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from ardiff.ddpm import discretised_gaussian_log_likelihood, nll_bound
+from ardiff.ddpm import discretised_gaussian_log_likelihood, nll_bound, snr_strata
 from ardiff.schedules import NoiseSchedule
 
 SCHEDULE = NoiseSchedule.linear(T=40, beta_start=1e-3, beta_end=0.3)
@@ -90,6 +90,19 @@ def test_bound_lies_above_the_exact_nll_and_the_stratified_estimate_is_unbiased(
     full = out["diffusion"][:400]                                          # the same image, every step
     diff = means.mean() - full.mean()
     assert abs(diff) < 4 * (means.std() / 40 ** 0.5 + full.std() / 400 ** 0.5)
+
+
+def test_snr_strata_cover_the_steps_and_isolate_the_cosine_schedules_last_step():
+    cosine = NoiseSchedule.cosine(1000)
+    for m in (1, 7, 100, 999):
+        strata = snr_strata(cosine, m)
+        assert len(strata) == m and strata[0][0] == 1 and strata[-1][1] == 1000
+        assert all(lo < hi for lo, hi in strata) and all(a[1] == b[0] for a, b in zip(strata, strata[1:]))
+    strata = snr_strata(cosine, 100)
+    assert strata[-1] == (999, 1000)              # beta clipped to 0.999: the SNR falls 1000x in the last step
+    assert strata[0][1] - strata[0][0] < 10       # the least noisy steps, where the terms are largest, are narrow
+    with pytest.raises(ValueError, match=r"m must be an int in \[1, T-1\] = \[1, 999\]"):
+        snr_strata(cosine, 1000)
 
 
 def test_bad_arguments():

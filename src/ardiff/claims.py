@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Difference", "difference", "compare", "bootstrap_means", "collapse", "Ledger"]
+__all__ = ["Difference", "difference", "compare", "bootstrap_means", "bootstrap_sets", "collapse", "Ledger"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,31 @@ def bootstrap_means(*per_item, draws: int = 200, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(sets[0]), (draws, len(sets[0])))          # (draws, n)
     return np.stack([v[idx].mean(1) for v in sets], axis=1)
+
+
+def bootstrap_sets(measure, sets, reference, draws: int = 100, seed: int = 0, paired: bool = False) -> np.ndarray:
+    """A set-level measure (FID, spectral distance) of each set on bootstrap resamples: (draws, len(sets)).
+
+    ``measure(rows_of_a_set, rows_of_the_reference) -> float``; sets and reference are arrays or tensors of
+    per-image rows (features, spectra). Each draw resamples the reference once, shared by every set, and
+    each set with replacement, so column differences give the spread of a *difference* of measures.
+    ``paired=True`` resamples every set with the same indices: right when row i of every set comes from the
+    same input (the same starting noise), and then the noise the pairs share leaves the spread.
+    """
+    if not sets or draws < 2:
+        raise ValueError(f"give at least one sample set and draws >= 2, got {len(sets)} sets, {draws}")
+    if paired and len({len(s) for s in sets}) != 1:
+        raise ValueError(f"paired sets must have the same length, got {[len(s) for s in sets]}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((draws, len(sets)))
+    for k in range(draws):
+        ref = reference[rng.integers(0, len(reference), len(reference))]
+        if paired:
+            idx = rng.integers(0, len(sets[0]), len(sets[0]))
+            out[k] = [measure(s[idx], ref) for s in sets]
+        else:
+            out[k] = [measure(s[rng.integers(0, len(s), len(s))], ref) for s in sets]
+    return out
 
 
 def collapse(fid: float, noise_fid: float, diversity: float, real_diversity: float,

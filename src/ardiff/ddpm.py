@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .forward import _check_schedule, _gather, _q_sample, _timesteps, q_posterior
 from .schedules import NoiseSchedule
 
-__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "nll_bound",
+__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "nll_bound", "snr_strata",
            "discretised_gaussian_log_likelihood"]
 
 
@@ -220,6 +220,31 @@ def discretised_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, std
     return torch.where(x < -0.999, log_below_upper, torch.where(x > 0.999, log_above_lower, log_mid))
 
 
+def snr_strata(schedule: NoiseSchedule, m: int) -> list:
+    r"""Split the steps 1..T-1 into ``m`` strata ``[lo, hi)`` of similar width in log SNR, :math:`\log \bar\alpha_t / (1 - \bar\alpha_t)`.
+
+    The bound's KL terms change fastest where the log SNR does: at the least noisy steps, and at a cosine
+    schedule's last step, where β is clipped to 0.999 and the SNR falls a thousandfold. Strata of equal log-SNR
+    width give those steps strata of their own, so a stratified estimate does not multiply one large term by a
+    wide stratum's size. Steps that fall in one stratum are consecutive; empty strata are replaced by halving
+    the widest (in steps) until there are ``m``. Returns a list of ``m`` (lo, hi) pairs covering 1..T-1.
+    """
+    T = schedule.T
+    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= T - 1:
+        raise ValueError(f"m must be an int in [1, T-1] = [1, {T - 1}], got {m!r}")
+    abar = schedule.alphas_cumprod.double().cpu()[1:].clamp(1e-30, 1 - 1e-12)      # steps 1..T-1
+    log_snr = torch.log(abar / (1 - abar))                                          # decreasing in t
+    span = float(log_snr[0] - log_snr[-1])
+    level = ((log_snr[0] - log_snr) / span * m).floor().clamp(max=m - 1) if span > 0 else torch.zeros(T - 1)
+    edges = [1] + [t for t in range(2, T) if level[t - 1] != level[t - 2]] + [T]
+    strata = list(zip(edges[:-1], edges[1:]))
+    while len(strata) < m:
+        k = max(range(len(strata)), key=lambda i: strata[i][1] - strata[i][0])
+        lo, hi = strata[k]
+        strata[k:k + 1] = [(lo, (lo + hi) // 2), ((lo + hi) // 2, hi)]
+    return strata
+
+
 @torch.no_grad()
 def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps: int | None = None,
               variance: str = "small", generator: torch.Generator | None = None, progress: bool = False) -> dict:
@@ -241,8 +266,8 @@ def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps
         model: ``model(x_t, t) -> eps``.
         x0_pixels: (B, C, H, W) integer pixel values 0..255 (the data is discrete, so the bound is a likelihood).
         timesteps: None for every one of the T - 1 KL terms (T network evaluations per image), or m in
-            [1, T - 1] for an unbiased stratified estimate of their sum: one random step from each of m equal
-            strata, weighted by its stratum's size (m + 1 evaluations).
+            [1, T - 1] for an unbiased stratified estimate of their sum: one random step from each of the m
+            strata of :func:`snr_strata`, weighted by its stratum's size (m + 1 evaluations).
         variance: 'small' or 'large', the reverse process's fixed variance.
         generator: draws the steps and the noise (on the model's device).
     Returns:
@@ -285,9 +310,8 @@ def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps
     if timesteps is None:
         steps, weights = list(range(1, T)), [1.0] * (T - 1)
     else:
-        edges = torch.linspace(1, T, timesteps + 1, dtype=torch.float64).round().long().tolist()
         steps, weights = [], []
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in snr_strata(schedule, timesteps):
             steps.append(int(torch.randint(lo, hi, (1,), generator=generator, device=device)))
             weights.append(float(hi - lo))
     iterator = steps

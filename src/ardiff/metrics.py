@@ -157,19 +157,9 @@ class Fid:
         of every set comes from the same starting noise (the sets are paired), and then the spread of a
         difference leaves out the noise that the pairs share. Unpaired resampling is the safe default.
         """
-        if not sample_sets or draws < 2:
-            raise ValueError(f"give at least one sample set and draws >= 2, got {len(sample_sets)} sets, {draws}")
-        feats = [self.features(s) for s in sample_sets]
-        rng = np.random.default_rng(seed)
-        out = np.empty((draws, len(feats)))
-        for k in range(draws):
-            ref = self.test_features[rng.integers(0, self.n, self.n)]
-            if paired:
-                idx = rng.integers(0, self.n, self.n)
-                out[k] = [fid(f[idx], ref) for f in feats]
-            else:
-                out[k] = [fid(f[rng.integers(0, self.n, self.n)], ref) for f in feats]
-        return out
+        from .claims import bootstrap_sets
+
+        return bootstrap_sets(fid, [self.features(s) for s in sample_sets], self.test_features, draws, seed, paired)
 
 
 class FidMnist(Fid):

@@ -74,7 +74,7 @@ PROFILES = {
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
-                    cats_n=1_000, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
+                    cats_n=500, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
 }
 

@@ -119,15 +119,9 @@ class SpectralDistance:
         """Distances of each set on ``draws`` bootstrap resamples, (draws, len(sample_sets)); every set and the
         reference are resampled in each draw (one reference resample shared by all sets), so column
         differences give the spread of a difference of distances."""
-        if not sample_sets or draws < 2:
-            raise ValueError(f"give at least one sample set and draws >= 2, got {len(sample_sets)} sets, {draws}")
-        profiles = [self._per_image(s) for s in sample_sets]
-        rng = np.random.default_rng(seed)
-        out = np.empty((draws, len(profiles)))
-        for k in range(draws):
-            ref = self.reference[torch.as_tensor(rng.integers(0, len(self.reference), len(self.reference)))]
-            out[k] = [self._distance(p[torch.as_tensor(rng.integers(0, len(p), len(p)))], ref) for p in profiles]
-        return out
+        from .claims import bootstrap_sets
+
+        return bootstrap_sets(self._distance, [self._per_image(s) for s in sample_sets], self.reference, draws, seed)
 
 
 def fit_power_law(freqs, power, n_points: int = 32) -> tuple[float, float]:

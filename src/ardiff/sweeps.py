@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 __all__ = ["SWEEPS", "runs", "heldout", "run_sweep", "load", "summarise"]
 
-# name -> seeds, lr factors, steps: 12-15 minutes per family on the 2-core CPU (six runs of 2-2.5 minutes)
+# name -> seeds, lr factors, steps: 10-12 minutes per family on the 2-core CPU (six runs of 1.5-2 minutes)
 SWEEPS = {
     "cats-ddpm": {"seeds": (0, 1, 2), "lr_factors": (0.25, 4.0, 16.0), "steps": 100},
     "cats-pixelcnn": {"seeds": (0, 1, 2), "lr_factors": (0.25, 4.0, 16.0), "steps": 100},
