@@ -76,14 +76,6 @@ class _ToyFid:
     def __call__(self, x):
         return self._fid(self.features(x), self.test_features)
 
-    def bootstrap(self, *sets, draws, seed):
-        rng = np.random.default_rng(seed)
-        out = np.empty((draws, len(sets)))
-        for k in range(draws):
-            ref = self.test_features[rng.integers(0, self.n, self.n)]
-            out[k] = [self._fid(self.features(s)[rng.integers(0, self.n, self.n)], ref) for s in sets]
-        return out
-
 
 def test_ledger_rows_differences_and_collapse():
     import torch

@@ -145,25 +145,29 @@ class Ledger:
         self.fid, self.n = fid, fid.n
         self.noise_fid = fid(noise)
         self.real_diversity = diversity(fid.test_features)
-        self.rows, self.samples, self.draws = {}, {}, {}
+        self.rows, self.samples, self.features, self.draws = {}, {}, {}, {}
 
     def add(self, name: str, samples, seconds: float | None = None, evals: int | None = None, **extra) -> dict:
         """Measure ``samples`` (n, C, H, W) as row ``name``; ``seconds`` is the wall time of all n samples."""
-        from .metrics import diversity
+        from .metrics import diversity, fid
 
         if name in self.rows:
             raise ValueError(f"the ledger already has a row named {name!r}")
-        row = {"fid": self.fid(samples), "diversity": diversity(self.fid.features(samples)) / self.real_diversity,
+        feats = self.fid.features(samples)                  # once: for the FID, the diversity and the bootstrap
+        row = {"fid": fid(feats, self.fid.test_features), "diversity": diversity(feats) / self.real_diversity,
                "s_per_image": None if seconds is None else seconds / len(samples), "evals": evals, **extra}
         row["collapsed"] = collapse(row["fid"], self.noise_fid, row["diversity"], 1.0)
-        self.rows[name], self.samples[name] = row, samples.detach().float().clamp(-1, 1).cpu()
+        self.rows[name], self.samples[name], self.features[name] = row, samples.detach().float().clamp(-1, 1).cpu(), feats
         self.draws = {}                 # a difference needs every row's draws from the same test resamples
         return row
 
     def bootstrap(self, draws: int = 50, seed: int = 0) -> None:
         """FIDs of every row on the same ``draws`` resamples of the test images (for :meth:`difference`)."""
+        from .metrics import fid
+
         names = list(self.rows)
-        self.draws = dict(zip(names, self.fid.bootstrap(*[self.samples[k] for k in names], draws=draws, seed=seed).T))
+        out = bootstrap_sets(fid, [self.features[k] for k in names], self.fid.test_features, draws, seed)
+        self.draws = dict(zip(names, out.T))
 
     def difference(self, a: str, b: str) -> Difference:
         """FID(a) - FID(b) with the bootstrap spread of the difference (call :meth:`bootstrap` first)."""
