@@ -166,3 +166,20 @@ def test_unet_out_channels():
              groups=4)
     assert m(torch.zeros(2, 3, 28, 28), torch.zeros(2, dtype=torch.long)).shape == (2, 1, 28, 28)
     assert "out_channels" not in UNet(base_channels=8, groups=4).config_dict()  # old recipes keep their hash
+
+
+def test_seam_ratio_is_one_for_real_images_and_large_for_seams():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(200, 1, 28, 28, generator=g).cumsum(-2) / 5           # smooth along the rows
+    ratio, sd = blockwise.seam_ratio(real, real, 7)
+    assert ratio == pytest.approx(1.0) and sd == pytest.approx(0.0, abs=1e-12)
+    seamed = real.clone()
+    for r in (7, 14, 21):
+        seamed[..., r:, :] += 2 * torch.randn(200, 1, 1, 28, generator=g)   # a jump at each block boundary
+    ratio, sd = blockwise.seam_ratio(seamed, real, 7)
+    assert ratio > 1 + 5 * sd and sd > 0
+    for bad in (1, 28):
+        with pytest.raises(ValueError, match="block_rows"):
+            blockwise.seam_ratio(real, real, bad)
+    with pytest.raises(ValueError, match="same number"):
+        blockwise.seam_ratio(real, real[:100], 7)

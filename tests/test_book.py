@@ -45,7 +45,9 @@ def _chrome():
     opts.binary_location = chromium
     for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--window-size=1200,1000"):
+              "--window-size=1200,1000",
+              # no network: every http(s) request goes to a closed local port, so only what the book ships loads
+              "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"):
         opts.add_argument(a)
     return webdriver.Chrome(service=Service(driver), options=opts)
 
@@ -76,6 +78,30 @@ def test_static_explorer_moves_in_headless_chromium(built_book):
         d.quit()
 
 
+@pytest.mark.book
+def test_math_is_typeset_offline(built_book):
+    """MathJax ships with the book: on a lesson page opened from disk with no network, every equation is typeset
+    (MathJax output elements) and no raw TeX delimiters are left in the visible text."""
+    page_path = built_book / "lessons" / "01_forward_noising.html"
+    html = page_path.read_text()
+    assert "cdn.jsdelivr.net/npm/mathjax" not in html and "_static/mathjax/tex-chtml.js" in html
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    d = _chrome()
+    try:
+        d.get(page_path.as_uri())
+        typeset = "return document.querySelectorAll('mjx-container').length"
+        deadline = time.time() + 30
+        while d.execute_script(typeset) == 0 and time.time() < deadline:
+            time.sleep(0.5)
+        assert d.execute_script(typeset) > 20, "equations were not typeset offline"
+        time.sleep(1)  # let MathJax finish the page
+        text = d.execute_script("return document.querySelector('main').innerText")
+        raw = [m for m in ("\\(", "\\[", "$$") if m in text]
+        assert not raw, f"raw TeX left on the page: {raw}"
+    finally:
+        d.quit()
+
+
 def test_models_page_is_generated_from_the_manifest(tmp_path):
     """book/models.md is what `python -m ardiff models --book book` writes today: it cannot drift from the cards."""
     from ardiff.cli import models_page
@@ -87,3 +113,14 @@ def test_models_page_is_generated_from_the_manifest(tmp_path):
         if zoo.weights_path(name).is_file():
             assert zoo.card(name)["sha256"] in fresh
             assert (ROOT / "book" / "models" / f"{name}-loss.png").is_file()
+
+
+def test_every_reference_has_a_url_or_doi():
+    """Each bibliography entry resolves to a source a reader can open, except those marked as not online."""
+    import re
+    bib = (ROOT / "book" / "references.bib").read_text()
+    entries = re.findall(r"@\w+\{([\w.-]+),(.*?)\n\}", bib, flags=re.S)
+    assert len(entries) >= 15
+    missing = [k for k, body in entries if not re.search(r"^\s*(url|doi)\s*=", body, flags=re.M)
+               and "not online" not in body]
+    assert not missing, f"references without a URL or DOI: {missing}"

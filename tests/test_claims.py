@@ -98,3 +98,67 @@ def test_ledger_rows_differences_and_collapse():
     ledger.add("late", torch.randn(400, 1, 4, 4, generator=g))        # draws made before it would not be paired
     with pytest.raises(ValueError, match="bootstrap"):
         ledger.difference("good", "late")
+
+
+def test_ledger_best_verdict_and_as_good_skip_collapsed_rows():
+    import torch
+    g = torch.Generator().manual_seed(1)
+    test = torch.randn(400, 1, 4, 4, generator=g)
+    ledger = Ledger(_ToyFid(test), noise=10 * torch.randn(400, 1, 4, 4, generator=g))
+    ledger.add("ref", torch.randn(400, 1, 4, 4, generator=g))
+    ledger.add("twin", torch.randn(400, 1, 4, 4, generator=g))
+    ledger.add("shifted", torch.randn(400, 1, 4, 4, generator=g) + 0.7)
+    ledger.add("one image", torch.zeros(400, 1, 4, 4))                      # collapsed: zero diversity
+    ledger.bootstrap(draws=40)
+    assert ledger.verdict("shifted", "ref") == "worse" and ledger.verdict("ref", "shifted") == "better"
+    assert ledger.verdict("twin", "ref") == "tie"
+    assert ledger.scored() == ["ref", "twin", "shifted"]
+    assert ledger.best() in ("ref", "twin") and ledger.best(["shifted", "one image"]) == "shifted"
+    assert ledger.as_good_as("ref") == ["twin"]
+    with pytest.raises(ValueError, match="collapsed"):
+        ledger.best(["one image"])
+
+
+def test_claims_table_is_markdown_and_escapes_pipes():
+    from ardiff.claims import claims_table
+
+    t = claims_table([("fast", "a | b", "supported")], note="n = 10")
+    lines = t.splitlines()
+    assert lines[0] == "| claim | measured here | verdict |" and lines[2] == "| fast | a \\| b | supported |"
+    assert lines[-1] == "*n = 10*"
+    with pytest.raises(ValueError, match="3 cells"):
+        claims_table([("only two", "x")])
+    five = claims_table([("speed", "slow", "fast", "4x", "supported")], header=("aspect", "AR", "diffusion", "measured", "verdict"))
+    assert five.splitlines()[1] == "|---|---|---|---|---|" and five.splitlines()[2].count("|") == 6
+
+
+def test_ledger_per_image_measures_and_paired_draws():
+    import torch
+    g = torch.Generator().manual_seed(2)
+    test = torch.randn(300, 1, 4, 4, generator=g)
+    start = torch.randn(300, 1, 4, 4, generator=g)                       # the shared starting noise of both rows
+    noise = 10 * torch.randn(300, 1, 4, 4, generator=g)
+    sharp = lambda x: x.abs().flatten(1).mean(1)
+    near = start + 0.05 * torch.randn(300, 1, 4, 4, generator=g)        # almost the same images as row "a"
+    ledgers = {}
+    for paired in (False, True):
+        ledger = Ledger(_ToyFid(test), noise=noise, paired=paired)
+        ledger.add("a", start, per_image={"sharp": sharp(start)})
+        ledger.add("b", 1.5 * start, per_image={"sharp": sharp(1.5 * start)})
+        ledger.add("near", near, per_image={"sharp": sharp(near)})
+        ledger.bootstrap(draws=40)
+        ledgers[paired] = ledger
+    ledger = ledgers[True]
+    assert ledger.rows["a"]["sharp"] == pytest.approx(sharp(start).mean().item())
+    d = ledger.difference("b", "a", measure="sharp")                   # = 0.5 * mean |x|, paired: sd = 0.5 sd/sqrt(n)
+    assert d.value == pytest.approx(0.5 * sharp(start).mean().item())
+    assert d.sd == pytest.approx(0.5 * sharp(start).std().item() / 300 ** 0.5, rel=0.3)
+    assert ledger.verdict("b", "a", "sharp", lower_is_better=False) == "better"
+    # almost the same images: paired resamples keep the noise the rows share out of the spread of the difference
+    assert ledgers[True].difference("near", "a").sd < ledgers[False].difference("near", "a").sd / 3
+    with pytest.raises(ValueError, match=r"per_image\['sharp'\] has 2 values"):
+        ledger.add("c", start, per_image={"sharp": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="overwrite"):
+        ledger.add("d", start, per_image={"fid": sharp(start)})
+    with pytest.raises(ValueError, match="'sharp'"):
+        Ledger(_ToyFid(test), noise=start).difference("a", "b", measure="sharp")

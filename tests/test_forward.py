@@ -138,3 +138,27 @@ def test_q_marginal_gaussian_matches_the_marginal_moments():
         q_marginal_gaussian(data, 100, s, 5)
     with pytest.raises(ValueError, match="data must be"):
         q_marginal_gaussian(data[:1], 0, s, 5)
+
+
+def test_identification_accuracy_falls_from_certainty_to_chance():
+    from ardiff.forward import identification_accuracy, signal_free_tail
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(16, 1, 8, 8, generator=g).sign()                          # 16 distinct candidates
+    s = NoiseSchedule.linear(T=1000)
+    acc = identification_accuracy(x0, s, [0, 999], draws=200, generator=g)
+    assert acc[0] == 1.0                                                       # no noise to speak of: always right
+    assert abs(acc[1] - 1 / 16) < 4 * (1 / 16 * 15 / 16 / 3200) ** 0.5        # pure noise: chance
+    with pytest.raises(ValueError, match="ts"):
+        identification_accuracy(x0, s, [1000], draws=2)
+    with pytest.raises(ValueError, match="draws"):
+        identification_accuracy(x0, s, [0], draws=0)
+    with pytest.raises(ValueError, match="x0"):
+        identification_accuracy(x0[:1], s, [0], draws=2)
+    # the tail: from the first measured step after the last one above 2/K, to the end
+    ts = [99, 199, 299, 399]
+    assert signal_free_tail([0.9, 0.5, 0.01, 0.0], ts, K=16, T=400) == 400 - 299
+    assert signal_free_tail([0.9, 0.5, 0.3, 0.2], ts, K=16, T=400) == 0
+    assert signal_free_tail([0.01, 0.0, 0.0, 0.0], ts, K=16, T=400) == 400 - 99
+    with pytest.raises(ValueError, match="increase"):
+        signal_free_tail([0.1, 0.1], [5, 5], K=16, T=10)

@@ -78,3 +78,47 @@ def test_cli_missing_only_keeps_executed_notebooks(capsys, tmp_path):
     nbformat.write(nb, p)
     assert main(["run-lessons", "--missing-only", str(p)]) == 0
     assert "has stored outputs, kept" in capsys.readouterr().out
+
+
+# Lessons not yet re-rendered with issue 13's learner's pass (exercises, short cells); each needs a full CPU render.
+LEARNER_PASS_PENDING = {"04_ar_priors.ipynb", "06_ar_vs_diffusion_cats.ipynb", "07_blockwise_diffusion.ipynb"}
+DONE = [p for p in LESSONS if p.name not in LEARNER_PASS_PENDING]
+
+
+@pytest.mark.parametrize("path", DONE, ids=[p.stem for p in DONE])
+def test_exercises_have_hidden_solutions_that_assert(path):
+    """At least two exercises: an admonition, a cell to fill in, and an executed solution behind a toggle that
+    asserts its answer (so a solution that goes stale fails the lesson's run)."""
+    cells = nbformat.read(path, as_version=4).cells
+    starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("```{admonition} Exercise")]
+    assert len(starts) >= 2, f"{path.name}: {len(starts)} exercises"
+    for i in starts:
+        todo, sol = cells[i + 1], cells[i + 2]
+        assert todo.cell_type == "code" and todo.source.startswith("# Exercise"), f"{path.name}: no cell to fill in"
+        assert sol.cell_type == "code" and sol.source.startswith("# Solution"), f"{path.name}: no solution"
+        assert "hide-cell" in sol.metadata.get("tags", []) and "assert" in sol.source
+        assert sol.outputs and sol.execution_count, f"{path.name}: a solution was not executed"
+
+
+@pytest.mark.parametrize("path", DONE, ids=[p.stem for p in DONE])
+def test_cells_are_short_and_outputs_show_no_raw_reprs_or_machine_paths(path):
+    nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        assert c.source.count("\n") < 42, f"{path.name}: a code cell of {c.source.count(chr(10)) + 1} lines:\n{c.source[:200]}"
+        for o in c.outputs:
+            text = o.get("text", "") + o.get("data", {}).get("text/plain", "")
+            assert "tensor(" not in text and not re.search(r"\{'\w+': ", text), f"{path.name}: a raw repr in {text[:200]}"
+            assert "/work/" not in text and "/home/" not in text, f"{path.name}: a machine path in {text[:200]}"
+
+
+@pytest.mark.parametrize("path", DONE, ids=[p.stem for p in DONE])
+def test_lesson_cites_its_sources_and_links_the_notation_page(path):
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    keys = set(re.findall(r"\{cite\}`([^`]+)`", text))
+    assert keys, f"{path.name} cites nothing with {{cite}}"
+    bib = (ROOT / "book" / "references.bib").read_text()
+    for key in {k.strip() for ks in keys for k in ks.split(",")}:
+        assert f"{{{key}," in bib, f"{path.name}: {key} is not in book/references.bib"
+    assert "../book/notation.md" in text, f"{path.name} does not link the notation page"

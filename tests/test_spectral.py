@@ -180,3 +180,15 @@ def test_spectral_distance_of_constant_images_is_large_and_finite():
     x = power_law_field(16, 2.0, batch=20, seed=9).float()[:, None]
     d = SpectralDistance(x)(torch.zeros(20, 1, 16, 16))                        # a sampler collapsed to black
     assert np.isfinite(d) and d > 5
+
+
+def test_standardise_gives_zero_mean_unit_variance_per_image():
+    from ardiff.spectral import standardise
+
+    x = 3 * torch.randn(4, 2, 16, 16, generator=torch.Generator().manual_seed(0)) + 5
+    z = standardise(x)
+    assert z.shape == x.shape
+    assert torch.allclose(z.mean(dim=(2, 3)), torch.zeros(4, 2), atol=1e-5)
+    assert torch.allclose(z.std(dim=(2, 3)), torch.ones(4, 2), atol=1e-5)
+    with pytest.raises(ValueError, match="images"):
+        standardise(x[0])

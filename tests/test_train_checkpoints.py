@@ -142,3 +142,13 @@ def test_device_name_words(monkeypatch):
     assert device_name(torch.device("cuda")) == "cuda (NVIDIA H100)"
     assert device_name(torch.device("cpu")).startswith("cpu (") and "cores" in device_name(torch.device("cpu"))
     assert device_name(torch.device("mps")) == "mps"
+
+
+def test_autocast_dtype_is_bf16_only_on_gpus_that_run_it_natively(monkeypatch):
+    from ardiff.train import autocast_dtype
+
+    assert autocast_dtype(torch.device("cpu")) is None            # fp32 is fastest on this CPU
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))   # T4: emulated bf16
+    assert autocast_dtype(torch.device("cuda")) is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))   # A100
+    assert autocast_dtype(torch.device("cuda")) is torch.bfloat16

@@ -8,9 +8,10 @@ The library behind the ardiff book. One concept per module:
 - :mod:`ardiff.profiles`: the ``quick`` / ``full`` run profiles and the lessons' setup call;
 - :mod:`ardiff.plot`, :mod:`ardiff.widgets`: figures and the schedule explorer (imported on demand).
 """
+__version__ = "0.2.0"   # as in pyproject.toml (a test keeps them equal); lessons check it in their setup cell
+
 from . import data, forward, profiles, schedules
 from .forward import q_posterior, q_sample, q_step
 from .schedules import NoiseSchedule
 
-__version__ = "0.1.0"
 __all__ = ["NoiseSchedule", "q_sample", "q_step", "q_posterior", "data", "forward", "profiles", "schedules"]

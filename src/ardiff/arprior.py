@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .ddpm import _noised, _x0_from_eps, sample
+from .ddpm import _x0_from_eps, noised, sample
 from .forward import _check_schedule, _gather, q_sample
 from .schedules import NoiseSchedule
 
@@ -57,7 +57,7 @@ def consistency_loss(model, x0: torch.Tensor, x0_ar: torch.Tensor, schedule: Noi
     lam = _check_lam(lam)
     if x0_ar.shape != x0.shape:
         raise ValueError(f"x0_ar must have the shape of x0, {tuple(x0.shape)}; got {tuple(x0_ar.shape)}")
-    t, eps, x_t = _noised(x0, schedule, generator)                 # the draws of ddpm.loss, in its order
+    t, eps, x_t = noised(x0, schedule, generator)                  # the draws of ddpm.loss, in its order
     pred = model(x_t, t).float()                                   # eps_theta(x_t, t)
     diffusion = F.mse_loss(pred, eps.float())                      # ||eps_theta - eps||^2
     abar = _gather(schedule, "alphas_cumprod", t, pred)            # \bar\alpha_t, (B, 1, 1, 1)

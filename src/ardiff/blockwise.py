@@ -27,7 +27,7 @@ from .ddpm import ddim_step, timestep_sequence
 from .forward import _check_schedule, q_sample
 from .schedules import NoiseSchedule
 
-__all__ = ["BLOCK_ROWS", "block_masks", "denoiser_input", "loss", "sample", "nfe", "num_blocks", "seams",
+__all__ = ["BLOCK_ROWS", "block_masks", "denoiser_input", "loss", "sample", "nfe", "num_blocks", "seams", "seam_ratio",
            "block_frechet"]
 
 BLOCK_ROWS = (1, 2, 4, 7, 14, 28)  # the block heights one network learns (28x28 MNIST); index = its embedding
@@ -188,6 +188,35 @@ def seams(images: torch.Tensor, block_rows: int):
     at[torch.arange(h, H, h) - 1] = True
     boundary = d[:, at].mean(1) if at.any() else torch.full((len(d),), float("nan"))
     return boundary, d[:, ~at].mean(1)
+
+
+def seam_ratio(samples: torch.Tensor, real: torch.Tensor, block_rows: int, draws: int = 200, seed: int = 0):
+    r"""How much larger the jumps at block boundaries are than inside blocks, relative to real images:
+
+    :math:`\rho = \dfrac{\bar b_\text{samples} / \bar i_\text{samples}}{\bar b_\text{real} / \bar i_\text{real}}`, with
+    :math:`\bar b, \bar i` the means over images of :func:`seams`' boundary and inner jumps. 1 means no seam.
+
+    Args:
+        samples, real: (n, 1, H, W) each, the same n (image j of both is resampled together).
+        block_rows: h, with 1 < h < H (h = 1 has no inner row, h = H no boundary).
+        draws: bootstrap resamples of the images, for the spread.
+    Returns:
+        ``(ratio, sd)``: the ratio and its bootstrap standard deviation.
+    """
+    H = samples.shape[-2]
+    h = _check_rows(block_rows, H)
+    if not 1 < h < H:
+        raise ValueError(f"block_rows must be in (1, {H}) for a seam ratio (h = 1 has no inner row, h = {H} no "
+                         f"boundary), got {block_rows}")
+    if len(samples) != len(real):
+        raise ValueError(f"samples and real must have the same number of images, got {len(samples)} and {len(real)}")
+    from .claims import bootstrap_means
+
+    b, i = (v.cpu() for v in seams(samples, h))
+    rb, ri = (v.cpu() for v in seams(real, h))
+    ratio = float((b.mean() / i.mean()) / (rb.mean() / ri.mean()))
+    m = bootstrap_means(b, i, rb, ri, draws=draws, seed=seed)          # (draws, 4), the same images per draw
+    return ratio, float(((m[:, 0] / m[:, 1]) / (m[:, 2] / m[:, 3])).std())
 
 
 def block_frechet(samples: torch.Tensor, reference: torch.Tensor, block_rows: int) -> list[float]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Difference", "difference", "compare", "bootstrap_means", "bootstrap_sets", "collapse", "Ledger"]
+__all__ = ["Difference", "difference", "compare", "bootstrap_means", "bootstrap_sets", "collapse", "Ledger",
+           "claims_table"]
 
 
 @dataclass(frozen=True)
@@ -139,42 +140,85 @@ class Ledger:
     >>> ledger.bootstrap(draws=50); ledger.difference("DDIM 50", "PixelCNN")   # Difference(value, sd)
     """
 
-    def __init__(self, fid, noise):
+    RESERVED = ("fid", "diversity", "s_per_image", "evals", "collapsed")
+
+    def __init__(self, fid, noise, paired: bool = False):
+        """``noise``: (n, C, H, W) noise images, the FID every row is read against. ``paired=True`` when sample i of
+        every row comes from the same starting noise: each bootstrap draw then resamples the same indices in every
+        row, and the noise the rows share cancels in a difference."""
         from .metrics import diversity
 
-        self.fid, self.n = fid, fid.n
+        self.fid, self.n, self.paired = fid, fid.n, paired
         self.noise_fid = fid(noise)
         self.real_diversity = diversity(fid.test_features)
-        self.rows, self.samples, self.features, self.draws = {}, {}, {}, {}
+        self.rows, self.samples, self.features, self.per_image, self.draws = {}, {}, {}, {}, {}
 
-    def add(self, name: str, samples, seconds: float | None = None, evals: int | None = None, **extra) -> dict:
-        """Measure ``samples`` (n, C, H, W) as row ``name``; ``seconds`` is the wall time of all n samples."""
+    def add(self, name: str, samples, seconds: float | None = None, evals: int | None = None, per_image=None,
+            **extra) -> dict:
+        """Measure ``samples`` (n, C, H, W) as row ``name``; ``seconds`` is the wall time of all n samples.
+        ``per_image``: ``{measure: (n,) values}`` (e.g. sharpness per image); the row holds their mean, and
+        :meth:`bootstrap` resamples them with the images, so that :meth:`difference` can compare them too."""
         from .metrics import diversity, fid
 
         if name in self.rows:
             raise ValueError(f"the ledger already has a row named {name!r}")
+        per_image = {k: np.asarray(v, np.float64).ravel() for k, v in (per_image or {}).items()}
+        for k, v in per_image.items():
+            if k in self.RESERVED or k in extra:
+                raise ValueError(f"per_image measure {k!r} would overwrite a field of the row; reserved: {self.RESERVED}")
+            if len(v) != len(samples):
+                raise ValueError(f"per_image[{k!r}] has {len(v)} values; it needs one per sample ({len(samples)})")
         feats = self.fid.features(samples)                  # once: for the FID, the diversity and the bootstrap
         row = {"fid": fid(feats, self.fid.test_features), "diversity": diversity(feats) / self.real_diversity,
                "s_per_image": None if seconds is None else seconds / len(samples), "evals": evals, **extra}
         row["collapsed"] = collapse(row["fid"], self.noise_fid, row["diversity"], 1.0)
+        row.update({k: float(v.mean()) for k, v in per_image.items()})
         self.rows[name], self.samples[name], self.features[name] = row, samples.detach().float().clamp(-1, 1).cpu(), feats
+        self.per_image[name] = per_image
         self.draws = {}                 # a difference needs every row's draws from the same test resamples
         return row
 
-    def bootstrap(self, draws: int = 50, seed: int = 0) -> None:
-        """FIDs of every row on the same ``draws`` resamples of the test images (for :meth:`difference`)."""
+    def bootstrap(self, draws: int = 50, seed: int = 0, mean_draws: int = 200) -> None:
+        """FIDs of every row on the same ``draws`` resamples of the test images (for :meth:`difference`), and the
+        per-image measures' means on ``mean_draws`` resamples of the image indices, the same indices for every row
+        (right for rows that share their inputs; for independent rows it is an ordinary bootstrap of each mean)."""
         from .metrics import fid
 
         names = list(self.rows)
-        out = bootstrap_sets(fid, [self.features[k] for k in names], self.fid.test_features, draws, seed)
-        self.draws = dict(zip(names, out.T))
+        out = bootstrap_sets(fid, [self.features[k] for k in names], self.fid.test_features, draws, seed,
+                             paired=self.paired)
+        self.draws = {"fid": dict(zip(names, out.T))}
+        for m in sorted({m for k in names for m in self.per_image[k]}):
+            have = [k for k in names if m in self.per_image[k]]
+            means = bootstrap_means(*[self.per_image[k][m] for k in have], draws=mean_draws, seed=seed)
+            self.draws[m] = dict(zip(have, means.T))
 
-    def difference(self, a: str, b: str) -> Difference:
-        """FID(a) - FID(b) with the bootstrap spread of the difference (call :meth:`bootstrap` first)."""
-        missing = [k for k in (a, b) if k not in self.draws]
+    def difference(self, a: str, b: str, measure: str = "fid") -> Difference:
+        """measure(a) - measure(b) with the bootstrap spread of the difference (call :meth:`bootstrap` first)."""
+        missing = [k for k in (a, b) if k not in self.draws.get(measure, {})]
         if missing:
-            raise ValueError(f"no bootstrap draws for {missing}: call bootstrap() after the last add()")
-        return difference(self.rows[a]["fid"], self.rows[b]["fid"], self.draws[a], self.draws[b])
+            raise ValueError(f"no bootstrap draws of {measure!r} for {missing}: call bootstrap() after the last add()")
+        d = self.draws[measure]
+        return difference(self.rows[a][measure], self.rows[b][measure], d[a], d[b])
+
+    def verdict(self, a: str, b: str, measure: str = "fid", lower_is_better: bool = True, k: float = 2.0) -> str:
+        """'better', 'worse' or 'tie' for row a against row b (on FID by default), at k spreads of the difference."""
+        return compare(self.difference(a, b, measure), lower_is_better=lower_is_better, k=k)
+
+    def scored(self, names=None) -> list:
+        """The rows (of ``names``, default all) that have not collapsed: only those are scored."""
+        return [k for k in (self.rows if names is None else names) if not self.rows[k]["collapsed"]]
+
+    def best(self, names=None) -> str:
+        """The row of lowest FID among ``names`` (default all) that have not collapsed."""
+        pool = self.scored(names)
+        if not pool:
+            raise ValueError("every row given has collapsed: there is no best")
+        return min(pool, key=lambda k: self.rows[k]["fid"])
+
+    def as_good_as(self, ref: str, names=None) -> list:
+        """The non-collapsed rows of ``names`` whose FID is not worse than ``ref``'s beyond twice the spread."""
+        return [k for k in self.scored(names) if k != ref and self.verdict(k, ref) != "worse"]
 
     def table(self, extra=()) -> str:
         """The rows as aligned text: FID, diversity, evaluations, ms per image, the ``extra`` measures, collapse."""
@@ -187,3 +231,15 @@ class Ledger:
                     + "".join(f" {r.get(k, float('nan')):>10.3g}" for k in extra))
             lines.append(line + (f"   COLLAPSED: {r['collapsed']}" if r["collapsed"] else ""))
         return "\n".join(lines)
+
+
+def claims_table(rows, note: str = "", header=("claim", "measured here", "verdict")) -> str:
+    """A markdown table: ``rows`` of as many cells as ``header`` (by default ``(claim, measured here, verdict)``),
+    with '|' escaped and line breaks flattened, and an optional note in italics below."""
+    rows, header = list(rows), tuple(header)
+    if not rows or any(len(r) != len(header) for r in rows):
+        raise ValueError(f"rows must be one or more rows of {len(header)} cells, one per header column {header}")
+    clean = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in [header, *rows]]
+    lines = ["| " + " | ".join(r) + " |" for r in clean]
+    out = "\n".join([lines[0], "|" + "---|" * len(header), *lines[1:]])
+    return out + (f"\n\n*{note}*" if note else "")

@@ -65,7 +65,9 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
         print(f"{path}: failed; the partly executed notebook is in {failed}", file=sys.stderr)
         raise
     seconds = time.perf_counter() - start
-    info = {"profile": get_profile().name, "device": device_name(pick_device()),
+    from . import __version__
+
+    info = {"profile": get_profile().name, "device": device_name(pick_device()), "ardiff": __version__,
             "torch": torch.__version__, "seconds": round(seconds, 1), "weights": _shipped_sha256(),
             "executed": time.strftime("%Y-%m-%d", time.gmtime())}
     nb.metadata["ardiff"] = info

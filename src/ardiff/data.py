@@ -94,13 +94,13 @@ def _fetch(relpath: str, checksum: str, algorithm: str, size: int | None, mirror
 
 
 def describe_source(name: str) -> str:
-    """Where a dataset ('mnist', 'cifar10_cat', 'photos') will be read from, in words."""
-    root = data_root()
+    """Where a dataset ('mnist', 'cifar10_cat', 'photos') will be read from, in words, without machine paths
+    (they go into stored lesson outputs, where a reader's own path would mean nothing)."""
     if name == "photos":
         return "natural photographs bundled with scikit-image"
-    if root is not None:
-        return f"{name} from ARDIFF_DATA={root}"
-    return f"{name} from the cache {cache_dir()} (downloaded from the official source when missing)"
+    if data_root() is not None:
+        return f"{name} from the local data folder (ARDIFF_DATA), checksums verified"
+    return f"{name} from the cache (downloaded from the official source when missing, checksums verified)"
 
 
 # ------------------------------------------------------------------------------ MNIST

@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .forward import _check_schedule, _gather, _q_sample, _timesteps, q_posterior
+from .forward import _check_schedule, _check_x, _gather, _q_sample, _timesteps, q_posterior
 from .schedules import NoiseSchedule
 
-__all__ = ["loss", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "nll_bound", "snr_strata",
+__all__ = ["loss", "noised", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "nll_bound", "snr_strata",
            "discretised_gaussian_log_likelihood"]
 
 
@@ -32,16 +32,25 @@ def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Gene
         the scalar mean squared error.
     """
     _check_schedule(schedule)
-    t, eps, x_t = _noised(x0, schedule, generator)
+    t, eps, x_t = noised(x0, schedule, generator)
     pred = model(x_t, t) if y is None else model(x_t, t, y)
     return F.mse_loss(pred.float(), eps.float())
 
 
-def _noised(x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None):
-    """Algorithm 1's draws: t uniform on {0..T-1}, then ε ~ N(0, I), then x_t; returns ``(t, eps, x_t)``.
+def noised(x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None):
+    r"""Algorithm 1's draws: :math:`t \sim \mathcal U\{0, \dots, T-1\}`, then :math:`\varepsilon \sim \mathcal N(0, I)`, then
+    :math:`x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon`.
 
-    Every training objective draws through here, in this order, so objectives share their randomness.
+    Every training objective draws through here, in this order, so objectives share their randomness (and a
+    held-out evaluation that calls it with its own generator draws exactly what training would).
+
+    Args:
+        x0: (B, ...) clean images, float. generator: draws t and ε, on ``x0``'s device.
+    Returns:
+        ``(t, eps, x_t)``: (B,) long, and two tensors shaped like ``x0``.
     """
+    _check_schedule(schedule)
+    _check_x("x0", x0)
     t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device, generator=generator)
     eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     return t, eps, _q_sample(x0, t, schedule, eps)  # t is in range by construction: no validation, no GPU sync
@@ -178,7 +187,9 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
     was_training = model.training
     model.eval()
     traj = {"t": [], "x_t": [], "x0_hat": []}
-    autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    from .train import autocast  # bf16 only where the GPU runs it natively
+
+    amp_context = autocast(device)
     iterator = seq
     if progress:
         from tqdm.auto import tqdm
@@ -186,7 +197,7 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
     for i, t in enumerate(iterator):
         t_prev = seq[i + 1] if i + 1 < len(seq) else -1
         tt = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
-        with autocast:
+        with amp_context:
             eps = model(x, tt) if y is None else model(x, tt, y)
         eps = eps.float()
         if return_trajectory:

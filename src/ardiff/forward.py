@@ -15,7 +15,7 @@ import torch
 
 from .schedules import NoiseSchedule
 
-__all__ = ["q_sample", "q_step", "q_posterior", "q_marginal_gaussian"]
+__all__ = ["q_sample", "q_step", "q_posterior", "q_marginal_gaussian", "identification_accuracy", "signal_free_tail"]
 
 
 def _check_schedule(schedule) -> None:
@@ -190,3 +190,71 @@ def q_marginal_gaussian(data: torch.Tensor, t: int, schedule: NoiseSchedule, n: 
     a = schedule.alphas_cumprod[t].double()
     xt = a.sqrt() * (mu + z @ xc / (len(x) - 1) ** 0.5) + (1 - a).sqrt() * eps
     return xt.float().view(n, *data.shape[1:])
+
+
+def identification_accuracy(x0: torch.Tensor, schedule: NoiseSchedule, ts, draws: int,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""How much of the image is left in :math:`x_t`: the accuracy of the best possible observer who must tell
+    which of K candidate images :math:`x_0^{(k)}` a noisy copy came from.
+
+    Each candidate is noised ``draws`` times to step t with :func:`q_sample`; the observer picks
+    :math:`\arg\max_k q(x_t \mid x_0^{(k)}) = \arg\max_k\, 2a\,x_t \cdot x_0^{(k)} - a^2 \lVert x_0^{(k)} \rVert^2`,
+    :math:`a = \sqrt{\bar\alpha_t}` (white Gaussian noise: the nearest :math:`a\,x_0^{(k)}`). Chance is 1/K.
+
+    Args:
+        x0: (K, ...) candidate images, K >= 2.
+        schedule: the noise schedule.
+        ts: the steps to measure, each in [0, T-1].
+        draws: noisy copies R of each candidate per step (K * R copies in all).
+        generator: optional ``torch.Generator`` on ``x0``'s device.
+    Returns:
+        (len(ts),) float64 tensor: the fraction of copies traced to their true source.
+    """
+    _check_schedule(schedule)
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or len(x0) < 2:
+        raise ValueError(f"x0 must be a (K, ...) tensor of K >= 2 candidates, got {tuple(getattr(x0, 'shape', ()))}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be an int >= 1, got {draws!r}")
+    steps = [int(t) for t in ts]
+    if not steps or not all(0 <= t <= schedule.T - 1 for t in steps):
+        raise ValueError(f"ts must be steps in [0, T-1] = [0, {schedule.T - 1}], got {list(ts)!r}")
+    K = len(x0)
+    flat = x0.flatten(1).float()                                # (K, D)
+    sq = (flat ** 2).sum(1)                                     # (K,)
+    src = torch.arange(K, device=x0.device).repeat(draws)      # (K*R,) the true source of each copy
+    acc = []
+    for t in steps:
+        xt = q_sample(flat[src], t, schedule, generator=generator)          # (K*R, D)
+        a = schedule.alphas_cumprod[t].sqrt().item()
+        score = 2 * a * xt @ flat.T - a ** 2 * sq                           # (K*R, K): log-likelihood + const
+        acc.append((score.argmax(1) == src).double().mean().item())
+    return torch.tensor(acc, dtype=torch.float64)
+
+
+def signal_free_tail(accuracy, ts, K: int, T: int) -> int:
+    r"""The number of final steps of a chain of T steps that are *almost signal-free*: from the first measured step
+    after which :func:`identification_accuracy` stays at or below twice chance, :math:`2/K`, to the end.
+
+    Args:
+        accuracy: (n,) accuracies measured at the increasing steps ``ts``.
+        ts: (n,) increasing steps in [0, T-1].
+        K: number of candidates (chance is 1/K).
+        T: the chain's length.
+    Returns:
+        ``T - t_free``, with ``t_free`` the first measured step after the last one above 2/K: 0 when the last
+        measured step is still above 2/K (no tail), and ``T - ts[0]`` when no measured step is (the grid cannot
+        place the start of the tail earlier than its first step).
+
+    The threshold 2/K is a size of effect; it is only meaningful when it stands well above the sampling error at
+    chance, :math:`\sqrt{(1/K)(1 - 1/K)/(K R)}` for K·R copies (lesson 01 prints the margin).
+    """
+    acc, steps = torch.as_tensor(accuracy, dtype=torch.float64), [int(t) for t in ts]
+    if acc.ndim != 1 or len(acc) != len(steps) or not steps:
+        raise ValueError(f"accuracy and ts must be 1-D of the same non-zero length, got {tuple(acc.shape)} and {len(steps)}")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError("ts must increase")
+    above = torch.nonzero(acc > 2 / K).flatten()
+    if not len(above):
+        return T - steps[0]
+    last = int(above[-1])
+    return 0 if last + 1 == len(steps) else T - steps[last + 1]

@@ -5,11 +5,50 @@ a figure) and returns the figure, so a lesson can show it or save it.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
-__all__ = ["to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation",
+__all__ = ["PALETTE", "color", "to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation",
            "band_grid"]
+
+
+# One colour per schedule and per method, in every figure of the book (matplotlib's tab10 colours).
+PALETTE = {
+    # noise schedules
+    "linear": "#1f77b4",     # DDPM's linear schedule, 1e-4 -> 0.02, T = 1000
+    "study": "#9467bd",      # the CIFAR-10 study's linear schedule, 1e-4 -> 0.05, T = 100
+    "cosine": "#2ca02c",
+    "sigmoid": "#ff7f0e",
+    # models and samplers
+    "DDPM": "#d62728",       # ancestral sampling
+    "DDIM": "#17becf",
+    "PixelCNN": "#8c564b",
+    "AR prior": "#e377c2",   # lesson 04's methods
+    "block-wise": "#bcbd22",  # lesson 07
+    # reference lines
+    "real": "#000000",       # the real data's floor
+    "noise": "#7f7f7f",      # pure noise
+}
+SCHEDULE_KEYS = ("study", "cosine", "sigmoid", "linear")
+_MATCH_ORDER = [*SCHEDULE_KEYS, "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "real", "noise"]   # specific first
+_PATTERNS = {k: re.compile(r"\b" + re.escape(k.lower()).replace("\\-", "-?") + r"\b") for k in _MATCH_ORDER}
+
+
+def color(name: str) -> str:
+    """The book's colour for a schedule or method: ``name`` is a key of :data:`PALETTE`, or a label that contains
+    one as a word (case-insensitive, the more specific first: 'CIFAR study linear ...' is 'study', 'DDIM-50' is
+    'DDIM', 'blockwise' is 'block-wise'; 'denoiser' contains no key).
+
+    Raises:
+        ValueError: naming the keys, when ``name`` contains none of them.
+    """
+    low = str(name).lower()
+    for key in _MATCH_ORDER:
+        if _PATTERNS[key].search(low):
+            return PALETTE[key]
+    raise ValueError(f"name must contain one of {_MATCH_ORDER} as a word (case-insensitive), got {name!r}")
 
 
 def to_display(images: torch.Tensor) -> np.ndarray:
@@ -80,7 +119,8 @@ def noising_strip(images_by_t: dict, row_labels=None, title: str | None = None):
 
 
 def plot_schedules(schedules, normalise_t: bool = True, mark_t=None):
-    r"""Curves of :math:`\bar\alpha_t`, :math:`\beta_t` and log-SNR for several schedules, side by side.
+    r"""Curves of :math:`\bar\alpha_t`, :math:`\beta_t` and log-SNR for several schedules, side by side, each in
+    its :func:`color` when its label names a schedule kind.
 
     Args:
         schedules: ``{label: NoiseSchedule}``.
@@ -90,11 +130,15 @@ def plot_schedules(schedules, normalise_t: bool = True, mark_t=None):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    seen = []                                  # a second schedule of the same kind gets the next line style
     for label, s in schedules.items():
         x = (torch.arange(s.T) + 1) / s.T if normalise_t else torch.arange(s.T)
-        axes[0].plot(x, s.alphas_cumprod, label=label)
-        axes[1].semilogy(x, s.betas, label=label)
-        axes[2].plot(x, s.log_snr, label=label)
+        c = color(label) if any(_PATTERNS[k].search(label.lower()) for k in SCHEDULE_KEYS) else None
+        style = dict(label=label, color=c, ls=["-", "--", ":", "-."][seen.count(c) % 4] if c else "-")
+        seen.append(c)
+        axes[0].plot(x, s.alphas_cumprod, **style)
+        axes[1].semilogy(x, s.betas, **style)
+        axes[2].plot(x, s.log_snr, **style)
     xlabel = "(t + 1) / T  (fraction of the chain)" if normalise_t else "t"
     for ax, name in zip(axes, [r"$\bar\alpha_t$ (signal variance kept)", r"$\beta_t$ (noise added per step)",
                                r"$\log \mathrm{SNR}_t = \log \bar\alpha_t / (1 - \bar\alpha_t)$"]):

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "get_profile", "setup", "glue"]
+__all__ = ["Profile", "PROFILES", "get_profile", "setup", "glue", "REPOSITORY", "SETUP_CELL"]
+
+REPOSITORY = "https://github.com/ardiff-book/ardiff"   # as in _config.yml (a test keeps the two equal)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", chain_samples=2_000, signal_draws=4, explorer_size=96,
+    "quick": Profile("quick", chain_samples=2_000, signal_draws=16, explorer_size=96,
                      fid_n=100, fid_draws=20, compare_n=300, sample_steps=(10, 20), selftrain_steps=60, selftrain_batch=32,
                      pcnn_bpd_goal=1.15, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
@@ -102,6 +104,21 @@ def glue(name: str, value):
     else:
         _glue(name, value.item() if hasattr(value, "item") else value, display=False)
     return value
+
+
+SETUP_CELL = """\
+# Setup. The first run in Colab installs ardiff; pip keeps Colab's own torch (any torch >= 2.1 will do).
+# Then: check that the imported ardiff is the version this notebook was written for, pick the profile
+# (quick on a CPU, full on a GPU; override with ARDIFF_PROFILE), and say what runs where.
+try:
+    import ardiff
+except ImportError:
+    %pip install -q "ardiff @ git+{repository}"
+    import ardiff  # still failing? Runtime > Restart session, then run this cell again
+if ardiff.__version__ != "{version}":  # an older install, or modules imported before an upgrade
+    print('This notebook is for ardiff {version}: run %pip install -U "ardiff @ git+{repository}", '
+          "then restart the runtime (Colab: Runtime > Restart session) and run the notebook from the top.")
+profile, device = ardiff.profiles.setup(dataset="{dataset}")"""
 
 
 def setup(dataset: str = "mnist", profile: str | None = None, device: str | None = None, seed: int = 0):

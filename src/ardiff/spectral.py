@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["power_spectrum", "rapsd", "SpectralDistance", "fit_power_law", "noisy_spectrum", "snr_per_frequency",
+__all__ = ["standardise", "power_spectrum", "rapsd", "SpectralDistance", "fit_power_law", "noisy_spectrum", "snr_per_frequency",
            "cutoff_frequency", "trajectory_spectra", "settling_steps", "trajectory_errors", "settled_index", "band_split"]
 
 
@@ -38,6 +38,21 @@ def _as_4d(images) -> torch.Tensor:
     if not torch.isfinite(x).all():
         raise ValueError("images must be finite")
     return x.double()
+
+
+def standardise(images: torch.Tensor) -> torch.Tensor:
+    r"""Zero mean and unit sample variance per image and channel, :math:`(x - \bar x) / s_x` (:math:`s_x` the unbiased
+    standard deviation): a total power of :math:`(N-1)/N \approx 1` for N pixels, the power of unit white noise, so
+    that spectra of different images and data sets share one scale.
+
+    Args:
+        images: (B, C, H, W) tensor.
+    Returns:
+        a tensor of the same shape and dtype.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a (B, C, H, W) tensor, got shape {tuple(getattr(images, 'shape', ()))}")
+    return (images - images.mean(dim=(2, 3), keepdim=True)) / images.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
 
 
 def _power(x: torch.Tensor) -> torch.Tensor:
