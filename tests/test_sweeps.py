@@ -79,3 +79,17 @@ def test_summarise_measures_progress_in_a_unit_free_way():
     stuck["untrained"] = 1.0                                      # the seeds did not beat the untrained model
     with pytest.raises(ValueError, match="no progress"):
         sweeps.summarise(stuck)
+
+
+def test_spread_test_is_the_two_sided_f_test():
+    """For 3 seeds each, F(2, 2) has P(F > f) = 1 / (1 + f): a ratio of sds of 2 either way is 40% likely."""
+    def summary(sd, seeds=3):
+        return {"seed_progress_sd": sd, "seeds": seeds}
+    ratio, p = sweeps.spread_test(summary(0.2), summary(0.1))
+    assert ratio == pytest.approx(2.0) and p == pytest.approx(2 / (1 + 4))
+    assert sweeps.spread_test(summary(0.1), summary(0.2))[1] == pytest.approx(0.4)   # symmetric
+    ratio, p = sweeps.spread_test(summary(0.131), summary(0.005))
+    assert ratio == pytest.approx(26.2) and p == pytest.approx(2 / (1 + 26.2 ** 2)) and p < 0.01
+    assert sweeps.spread_test(summary(0.1, seeds=10), summary(0.1, seeds=10))[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="spread > 0"):
+        sweeps.spread_test(summary(0.0), summary(0.1))

@@ -160,5 +160,26 @@ def summarise(entry: dict) -> dict:
     lr = {round(r["lr"] / base_lr, 6): None if r["diverged"] else progress(r["heldout"])
           for r in entry["runs"] if r not in seeds}
     sd_progress = sd / abs(u - mean)
-    return {"seed_mean": mean, "seed_sd": sd, "seed_progress_sd": sd_progress, "lr": lr,
+    return {"seed_mean": mean, "seed_sd": sd, "seed_progress_sd": sd_progress, "seeds": len(scores), "lr": lr,
             "diverged": [r["run"] for r in entry["runs"] if r["diverged"]]}
+
+
+def spread_test(a: dict, b: dict) -> tuple[float, float]:
+    r"""Is one family's seed-to-seed spread really larger than the other's? The F test on two summaries.
+
+    With :math:`s_a, s_b` the sds of progress over :math:`n_a, n_b` seeds (``summarise``), equal spreads make
+    :math:`F = s_a^2 / s_b^2` follow :math:`F(n_a - 1, n_b - 1)` (normal scores). Three seeds each give a ratio
+    :math:`s_a / s_b` of 2 or more, either way, 40% of the time, so only a far larger ratio is evidence.
+
+    Returns:
+        ``(s_a / s_b, p)``, p two-sided.
+    """
+    from scipy.stats import f as f_dist
+
+    for name, s in (("a", a), ("b", b)):
+        if not s["seed_progress_sd"] > 0 or s["seeds"] < 2:
+            raise ValueError(f"summary {name} needs >= 2 seeds with a spread > 0; got {s['seeds']} seeds, "
+                             f"sd {s['seed_progress_sd']}")
+    ratio = a["seed_progress_sd"] / b["seed_progress_sd"]
+    dist = f_dist(a["seeds"] - 1, b["seeds"] - 1)
+    return ratio, min(1.0, 2 * min(dist.sf(ratio ** 2), dist.cdf(ratio ** 2)))
