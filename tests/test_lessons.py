@@ -81,7 +81,7 @@ def test_cli_missing_only_keeps_executed_notebooks(capsys, tmp_path):
 
 
 # Lessons not yet re-rendered with issue 13's learner's pass (exercises, short cells); each needs a full CPU render.
-LEARNER_PASS_PENDING = {"06_ar_vs_diffusion_cats.ipynb"}
+LEARNER_PASS_PENDING = set()
 DONE = [p for p in LESSONS if p.name not in LEARNER_PASS_PENDING]
 
 

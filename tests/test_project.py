@@ -43,7 +43,7 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
 
 # Lessons whose stored outputs predate issue 13's setup cell (each needs a full re-render on the CPU to take it);
 # they keep the previous cell, which installs from the same repository, until then.
-SETUP_CELL_PENDING = {"06_ar_vs_diffusion_cats.ipynb"}
+SETUP_CELL_PENDING = set()
 
 
 def test_every_lesson_starts_with_the_setup_cell():
