@@ -183,3 +183,34 @@ def test_seam_ratio_is_one_for_real_images_and_large_for_seams():
             blockwise.seam_ratio(real, real, bad)
     with pytest.raises(ValueError, match="same number"):
         blockwise.seam_ratio(real, real[:100], 7)
+
+
+def test_block_frechet_ratio_finds_errors_that_grow_down_the_image_and_none_where_there_are_none():
+    real, base = digits(300, seed=1), digits(300, seed=2)
+    grows = digits(300, seed=3)
+    for k in range(14):                                               # h = 2: block k is scaled by 1 + k / 10
+        grows[:, :, 2 * k:2 * k + 2] *= 1 + k / 10
+    r = blockwise.block_frechet_ratio(grows, base, real, 2, draws=20)
+    assert r["blocks"] == list(range(14)) and r["ratio"].shape == r["ratio_sd"].shape == (14,)
+    assert r["slope"] > 5 * r["slope_sd"] > 0 and r["rise"] > 5 * r["rise_sd"] > 0
+    fs, fb = blockwise.block_frechet(grows, real, 2), blockwise.block_frechet(base, real, 2)
+    assert r["pooled"] == pytest.approx(sum(fs) / sum(fb)) and r["ratio"][3] == pytest.approx(fs[3] / fb[3])
+    sub = blockwise.block_frechet_ratio(grows, base, real, 2, blocks=[3, 5, 8], draws=2)    # rows of blocks 3, 5, 8 only
+    assert sub["blocks"] == [3, 5, 8] and sub["ratio"] == pytest.approx([fs[k] / fb[k] for k in (3, 5, 8)])
+    null = blockwise.block_frechet_ratio(digits(300, seed=4), base, real, 2, draws=20)   # same distribution: no trend
+    assert not (null["slope"] > 2 * null["slope_sd"] and null["rise"] > 2 * null["rise_sd"])
+    assert abs(null["pooled"] - 1) < 3 * null["pooled_sd"] and null["pooled_sd"] > 0
+
+
+def test_block_frechet_ratio_rejects_bad_arguments():
+    x = digits(100)
+    with pytest.raises(ValueError, match="blocks must be"):
+        blockwise.block_frechet_ratio(x, x, x, 7, blocks=[4])
+    with pytest.raises(ValueError, match="increasing"):
+        blockwise.block_frechet_ratio(x, x, x, 1, blocks=[5, 3])
+    with pytest.raises(ValueError, match="draws must be at least 2"):
+        blockwise.block_frechet_ratio(x, x, x, 1, draws=1)
+    with pytest.raises(ValueError, match="block_rows = 4 gives 112 pixels per block, too many for 100 images"):
+        blockwise.block_frechet_ratio(x, x, x, 4)
+    with pytest.raises(ValueError, match="block_rows"):
+        blockwise.block_frechet_ratio(x, x, x, 5)

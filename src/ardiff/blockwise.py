@@ -28,7 +28,7 @@ from .forward import _check_schedule, q_sample
 from .schedules import NoiseSchedule
 
 __all__ = ["BLOCK_ROWS", "block_masks", "denoiser_input", "loss", "sample", "nfe", "num_blocks", "seams", "seam_ratio",
-           "block_frechet"]
+           "block_frechet", "block_frechet_ratio"]
 
 BLOCK_ROWS = (1, 2, 4, 7, 14, 28)  # the block heights one network learns (28x28 MNIST); index = its embedding
 
@@ -235,3 +235,62 @@ def block_frechet(samples: torch.Tensor, reference: torch.Tensor, block_rows: in
         b = reference[..., k * h:(k + 1) * h, :].flatten(1).double().cpu().numpy()
         out.append(frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
     return out
+
+
+def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: torch.Tensor, block_rows: int,
+                        blocks=None, draws: int = 50, seed: int = 0) -> dict:
+    r"""Block by block, how far ``samples`` are from ``real`` relative to ``baseline``, with bootstrap spreads:
+
+    :math:`\rho_k = \mathrm{FD}(\text{samples}_k, \text{real}_k) / \mathrm{FD}(\text{baseline}_k, \text{real}_k)`, with FD the
+    Fréchet distance between the raw pixels of block k (:func:`block_frechet`). Also the pooled ratio
+    :math:`\sum_k \mathrm{FD}(\text{samples}_k) / \sum_k \mathrm{FD}(\text{baseline}_k)`, the least-squares slope of
+    :math:`\rho_k` against the position of k in ``blocks`` (per listed block), and the rise
+    :math:`\rho_\text{last} - \rho_\text{first}`; the sums, slope and rise run over the listed blocks only. A slope and a
+    rise well above zero mean that the samples fall behind the baseline down the image, as compounding errors would.
+
+    Args:
+        samples, baseline, real: (N_i, 1, H, W), with h·W < 0.6 min N_i (a resample holds only about 63% distinct
+            images; with more pixels than that, the resampled distances are dominated by small-sample bias). Each
+            draw resamples the three sets independently, and the one resample of ``real`` serves both distances.
+        block_rows: h, a divisor of H.
+        blocks: increasing block indices to use (default: all H // h), e.g. the inked ones.
+        draws: bootstrap resamples of the images, for the spreads (at least 2).
+    Returns:
+        a dict of ``blocks``, ``ratio`` and ``ratio_sd`` (one per block), and ``pooled``, ``slope``, ``rise``,
+        each with its bootstrap sd (``pooled_sd``, ``slope_sd``, ``rise_sd``).
+    """
+    import numpy as np
+
+    H = samples.shape[-2]
+    h = _check_rows(block_rows, H)
+    blocks = list(range(H // h)) if blocks is None else [int(k) for k in blocks]
+    if not blocks or not all(0 <= k < H // h for k in blocks) or blocks != sorted(set(blocks)):
+        raise ValueError(f"blocks must be a non-empty, increasing list of block indices in [0, {H // h - 1}], got {blocks}")
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2 for a spread, got {draws}")
+    fewest = min(len(samples), len(baseline), len(real))
+    if h * samples.shape[-1] >= 0.6 * fewest:   # about 63% distinct images per resample: keep them above the pixel count
+        raise ValueError(f"block_rows = {h} gives {h * samples.shape[-1]} pixels per block, too many for {fewest} images: "
+                         f"a bootstrap resample needs more distinct images (about 0.63 N) than pixels; use smaller blocks "
+                         f"or more than {int(h * samples.shape[-1] / 0.6)} images")
+    from .metrics import frechet_distance
+
+    def fd(a, b):                                                     # (N, D), (M, D) -> the Fréchet distance
+        return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+    def summary(s, b, r):                                             # (N, K', D) each -> ratios, pooled, slope, rise
+        fs = np.array([fd(s[:, j], r[:, j]) for j in range(len(blocks))])
+        fb = np.array([fd(b[:, j], r[:, j]) for j in range(len(blocks))])
+        ratio = fs / fb
+        slope = np.polyfit(np.arange(len(ratio)), ratio, 1)[0] if len(ratio) > 1 else 0.0
+        return ratio, fs.sum() / fb.sum(), slope, ratio[-1] - ratio[0]
+
+    sets = [v[..., [r for k in blocks for r in range(k * h, (k + 1) * h)], :] for v in (samples, baseline, real)]
+    sets = [v.reshape(len(v), len(blocks), -1).double().cpu().numpy() for v in sets]   # (N, K', h·W)
+    ratio, pooled, slope, rise = summary(*sets)
+    rng = np.random.default_rng(seed)
+    boot = [summary(*(v[rng.integers(0, len(v), len(v))] for v in sets)) for _ in range(draws)]
+    ratios = np.array([b[0] for b in boot])
+    pooled_sd, slope_sd, rise_sd = (float(np.std([b[i] for b in boot])) for i in (1, 2, 3))
+    return dict(blocks=blocks, ratio=ratio, ratio_sd=ratios.std(0), pooled=float(pooled), pooled_sd=pooled_sd,
+                slope=float(slope), slope_sd=slope_sd, rise=float(rise), rise_sd=rise_sd)
