@@ -223,18 +223,12 @@ def block_frechet(samples: torch.Tensor, reference: torch.Tensor, block_rows: in
     """The Fréchet distance between the raw pixels (h·W dimensions) of each block of ``samples`` and of
     ``reference`` (both (N, 1, H, W)); one value per block index k = 0..K-1, to see whether quality falls
     for later blocks."""
-    import numpy as np
-
-    from .metrics import frechet_distance
+    from .metrics import fid
 
     H = samples.shape[-2]
     h = _check_rows(block_rows, H)
-    out = []
-    for k in range(H // h):
-        a = samples[..., k * h:(k + 1) * h, :].flatten(1).double().cpu().numpy()
-        b = reference[..., k * h:(k + 1) * h, :].flatten(1).double().cpu().numpy()
-        out.append(frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
-    return out
+    return [fid(samples[..., k * h:(k + 1) * h, :].flatten(1).double().cpu().numpy(),
+                reference[..., k * h:(k + 1) * h, :].flatten(1).double().cpu().numpy()) for k in range(H // h)]
 
 
 def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: torch.Tensor, block_rows: int,
@@ -273,10 +267,7 @@ def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: tor
         raise ValueError(f"block_rows = {h} gives {h * samples.shape[-1]} pixels per block, too many for {fewest} images: "
                          f"a bootstrap resample needs more distinct images (about 0.63 N) than pixels; use smaller blocks "
                          f"or more than {int(h * samples.shape[-1] / 0.6)} images")
-    from .metrics import frechet_distance
-
-    def fd(a, b):                                                     # (N, D), (M, D) -> the Fréchet distance
-        return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    from .metrics import fid as fd                                    # (N, D), (M, D) -> the Fréchet distance
 
     def summary(s, b, r):                                             # (N, K', D) each -> ratios, pooled, slope, rise
         fs = np.array([fd(s[:, j], r[:, j]) for j in range(len(blocks))])
