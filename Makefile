@@ -10,7 +10,7 @@ export ARDIFF_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: book test install lessons clean
+.PHONY: book test install lessons colab clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ book: $(STAMP)
 # Re-execute every lesson in place (with the profile of this machine: full on a GPU, quick on a CPU).
 lessons: $(STAMP)
 	$(PY) -m ardiff run-lessons
+
+# The Colab editions (colab/NN_*.ipynb): each lesson's code with its prose as plain markdown.
+colab: $(STAMP)
+	$(PY) -m ardiff colab
 
 # Unit tests, every lesson in the quick profile, and a build of the book.
 test: $(STAMP)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ardiff import zoo
+from ardiff.zoo_train import objective as recipe_objective
 
 sys.path.insert(0, str(Path(__file__).parent))
 from zoo_train_speed import images  # noqa: E402  (random data shaped like a recipe's)
@@ -37,7 +38,7 @@ def step_flops(r: zoo.Recipe) -> int:
     """FLOPs of one training step (forward + backward) on one example."""
     torch.manual_seed(0)
     model = r.build()
-    objective = zoo._objective(r)
+    objective = recipe_objective(r)
     batch = example(r)
     with FlopCounterMode(display=False) as counter:
         objective(model, batch, torch.Generator().manual_seed(0)).backward()

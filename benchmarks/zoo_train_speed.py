@@ -16,6 +16,7 @@ import time
 import torch
 
 from ardiff import zoo
+from ardiff.zoo_train import objective as recipe_objective
 from ardiff.train import device_name, pick_device, train
 
 
@@ -44,7 +45,7 @@ def main():
         if r.objective not in ("eps-mse", "nll", "cross-entropy", "cross-entropy+hflip"):
             raise SystemExit(f"{name}: objective {r.objective!r} needs more than images; not measured here")
         torch.manual_seed(0)
-        model, data, objective = r.build().to(device), images(r), zoo._objective(r)
+        model, data, objective = r.build().to(device), images(r), recipe_objective(r)
         quiet = dataclasses.replace(r.train, checkpoint_every=None, progress=False, device=None)
         train(model, data, objective, dataclasses.replace(quiet, steps=3), device=device)          # warm-up
         start = time.perf_counter()

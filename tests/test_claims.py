@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from ardiff.claims import Difference, Ledger, bootstrap_means, bootstrap_sets, collapse, compare, difference
+from ardiff.claims import (Difference, Ledger, bootstrap_means, bootstrap_sets, collapse, compare, difference, holm,
+                           not_digits)
 
 
 def test_paired_draws_cancel_shared_noise():
@@ -115,7 +116,7 @@ def test_ledger_best_verdict_and_as_good_skip_collapsed_rows():
     assert ledger.scored() == ["ref", "twin", "shifted"]
     assert ledger.best() in ("ref", "twin") and ledger.best(["shifted", "one image"]) == "shifted"
     assert ledger.as_good_as("ref") == ["twin"]
-    with pytest.raises(ValueError, match="collapsed"):
+    with pytest.raises(ValueError, match="no row given makes digits"):
         ledger.best(["one image"])
 
 
@@ -162,3 +163,68 @@ def test_ledger_per_image_measures_and_paired_draws():
         ledger.add("d", start, per_image={"fid": sharp(start)})
     with pytest.raises(ValueError, match="'sharp'"):
         Ledger(_ToyFid(test), noise=start).difference("a", "b", measure="sharp")
+
+
+def test_equivalence_needs_a_margin_and_a_tight_spread():
+    """TOST: a tie with a wide spread is not equivalence; a small difference with a tight spread is."""
+    assert Difference(0.5, 1.0).sign() == 0 and not Difference(0.5, 1.0).equivalent(margin=2.0)   # CI reaches 2.1
+    assert Difference(0.5, 0.5).equivalent(margin=2.0)                                             # 0.5 + 1.645*0.5 < 2
+    assert not Difference(1.9, 0.01).equivalent(margin=1.5)                                        # outside the margin
+    assert Difference(-1.0, 0.3).not_worse(0.5, lower_is_better=True)                              # better is not worse
+    assert not Difference(0.4, 0.3).not_worse(0.5, lower_is_better=True)                           # 0.4 + 0.49 > 0.5
+    assert Difference(0.4, 0.3).not_worse(0.5, lower_is_better=False)                              # higher is better
+    assert not Difference(-0.4, 0.3).not_worse(0.5, lower_is_better=False)                         # -0.89 < -0.5
+    for bad in (0, -1.0, float("nan"), None):
+        with pytest.raises(ValueError, match="margin"):
+            Difference(0.0, 1.0).equivalent(bad)
+    with pytest.raises(ValueError, match="alpha"):
+        Difference(0.0, 1.0).equivalent(1.0, alpha=0.7)
+
+
+def test_equivalence_rejects_at_its_nominal_rate_on_the_margin():
+    """At a true difference equal to the margin, TOST calls equivalence about alpha of the time, no more."""
+    rng = np.random.default_rng(0)
+    hits = np.mean([Difference(1.0 + rng.normal(0, 0.4), 0.4).equivalent(1.0, alpha=0.05) for _ in range(4000)])
+    assert 0.03 < hits < 0.07
+
+
+def test_holm_step_down():
+    assert holm([0.01, 0.04, 0.03, 0.2], alpha=0.05) == [True, False, False, False]   # 0.03 > 0.05/3
+    assert holm([0.001, 0.02, 0.012], alpha=0.05) == [True, True, True]               # 0.012 <= .025, 0.02 <= .05
+    assert holm([0.04], alpha=0.05) == [True] and holm([], 0.05) == []
+    assert Difference(2.0, 1.0).p_value() == pytest.approx(0.0455, abs=1e-4)
+    assert Difference(1.0, 0.0).p_value() == 0.0 and Difference(0.0, 0.0).p_value() == 1.0
+    with pytest.raises(ValueError, match="p_values"):
+        holm([1.5])
+
+
+def test_not_digits_is_half_the_noise_or_half_the_diversity():
+    assert not_digits(900.0, 1900.0, 9.0, 10.0) is None
+    assert "half that of noise" in not_digits(1942.0 / 2 + 1, 1942.0, 9.0, 10.0)
+    assert "half of real" in not_digits(100.0, 1900.0, 4.0, 10.0)
+
+
+def test_ledger_confirms_claims_together_and_says_how():
+    import torch
+    g = torch.Generator().manual_seed(2)
+    test = torch.randn(400, 1, 4, 4, generator=g)
+    ledger = Ledger(_ToyFid(test), noise=10 * torch.randn(400, 1, 4, 4, generator=g))
+    for name, shift in (("ref", 0.0), ("twin", 0.0), ("shifted", 0.7), ("far", 2.5)):
+        ledger.add(name, torch.randn(400, 1, 4, 4, generator=g) + shift)
+    assert ledger.rows["far"]["not_digits"] and not ledger.rows["far"]["collapsed"]
+    assert ledger.scored() == ["ref", "twin", "shifted"] and "NOT DIGITS" in ledger.table()
+    ledger.bootstrap(draws=40)
+    assert ledger.n_draws == 40 and "provisional" in ledger.note()
+    claims = {"twin vs ref": ("twin", "ref", "fid", True), "shifted vs ref": ("shifted", "ref", "fid", True),
+              "far vs ref": ("far", "ref", "fid", True)}
+    out = ledger.confirm(claims)
+    assert out["shifted vs ref"] == "worse" and out["twin vs ref"] == "tie"
+    assert out["far vs ref"].startswith("not judged: far makes no digits")
+    assert "Holm" in ledger.multiplicity and "over 2 claims" in ledger.multiplicity and "Holm" in ledger.note()
+    assert ledger.confirm(claims, method="3sd")["shifted vs ref"] == "worse" and "3 sd" in ledger.note()
+    with pytest.raises(ValueError, match="method"):
+        ledger.confirm(claims, method="bonferroni")
+    ledger.bootstrap()
+    assert ledger.n_draws == Ledger.MIN_DRAWS == 200 and "provisional" not in ledger.note()
+    assert ledger.as_good_as("ref", margin=0.5) == ["twin"] and ledger.equivalent("twin", "ref", margin=0.5)
+    assert not ledger.equivalent("shifted", "ref", margin=0.05)

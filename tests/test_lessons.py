@@ -56,7 +56,7 @@ def test_stored_outputs_come_from_the_shipped_weights(path):
     """A lesson that loads shipped models stores outputs of the full profile, made with exactly those weights."""
     nb = nbformat.read(path, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    used = sorted(set(re.findall(r'zoo\.(?:load|card)\("([\w.-]+)"', code)))
+    used = sorted(set(re.findall(r'zoo\.(?:load|card|pretrained)\("([\w.-]+)"', code)))
     meta = nb.metadata.get("ardiff", {})
     for name in used:
         assert meta.get("weights", {}).get(name) == zoo.card(name)["sha256"], \

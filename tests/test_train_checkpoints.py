@@ -1,10 +1,12 @@
+import hashlib
 import pickle
+import re
 
 import pytest
 import torch
 
 from ardiff import NoiseSchedule, ddpm
-from ardiff.checkpoints import checkpoint_path, config_hash, load_or_train
+from ardiff.checkpoints import ChecksumError, atomic_path, file_sha256, save_checkpoint
 from ardiff.train import TrainConfig, TrainingDiverged, load_checkpoint, train
 from ardiff.unet import UNet
 
@@ -101,25 +103,31 @@ def test_bad_config():
         train(tiny(), (DATA, torch.zeros(64, device="meta")), diffusion_loss, steps=1, **KW)
 
 
-def test_load_or_train_caches_by_config(tmp_path):
-    fits = []
+def test_atomic_path_replaces_the_file_only_when_the_write_completes(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old" and not list(tmp_path.glob("*.tmp"))  # old file kept, no debris
+    new = tmp_path / "sub" / "results.json"
+    with atomic_path(new) as tmp:
+        tmp.write_text("new")
+        assert tmp.parent == new.parent and not new.exists()  # invisible until the block ends
+    assert new.read_text() == "new" and not list(new.parent.glob("*.tmp"))
 
-    def fit(model, path):
-        fits.append(path)
-        train(model, DATA, diffusion_loss, steps=4, checkpoint_path=path, resume=True, **KW)
-        return {"note": 1.5}
 
-    cfg = {"steps": 4, "widths": (8, 16)}
-    m1, info1 = load_or_train("tiny", cfg, tiny, fit, root=tmp_path, verbose=False)
-    m2, info2 = load_or_train("tiny", cfg, tiny, fit, root=tmp_path, verbose=False)
-    assert len(fits) == 1 and not info1["cached"] and info2["cached"] and info2["note"] == 1.5
-    for a, b in zip(m1.parameters(), m2.parameters()):
-        assert torch.equal(a, b)
-    load_or_train("tiny", {**cfg, "steps": 5}, tiny, fit, root=tmp_path, verbose=False)
-    assert len(fits) == 2 and fits[0] != fits[1]  # a changed config never loads the stale model
-    assert config_hash(cfg) == config_hash({"widths": [8, 16], "steps": 4})
-    with pytest.raises(ValueError, match="name must be"):
-        checkpoint_path("bad/name", cfg)
+def test_load_checkpoint_checks_the_sha256_before_parsing(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"w": torch.arange(3)}, path)
+    digest = file_sha256(path)
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert torch.equal(load_checkpoint(path, sha256=digest)["w"], torch.arange(3))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("parsed before the checksum was checked"))
+    expected = f"{path}: SHA-256 {digest} does not match the expected {'0' * 64}"
+    with pytest.raises(ChecksumError, match=re.escape(expected)):
+        load_checkpoint(path, sha256="0" * 64)
 
 
 def test_callback_can_stop_training(tmp_path):

@@ -115,6 +115,9 @@ def test_sample_from_t_start_and_trajectory():
     m = ZeroEps()
     x = torch.randn(2, 1, 4, 4)
     out, traj = ddpm.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True)
+    assert traj["t"] == [300, 240, 180, 119, 59]                                 # trailing spacing (the default)
+    _, traj = ddpm.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True,
+                          spacing="linspace")
     assert traj["t"] == [300, 225, 150, 75, 0]
     assert len(traj["x_t"]) == len(traj["x0_hat"]) == 5 and torch.equal(traj["x_t"][0], x)
     assert out.shape == x.shape
@@ -123,11 +126,11 @@ def test_sample_from_t_start_and_trajectory():
 
 def test_sample_bad_arguments():
     m = ZeroEps()
-    with pytest.raises(ValueError, match="method must be 'ddpm' or 'ddim'"):
+    with pytest.raises(ValueError, match="method must be one of"):
         ddpm.sample(m, S, (1, 1, 2, 2), method="euler")
-    with pytest.raises(ValueError, match=r"t_start must be in \[0, T-1\]"):
+    with pytest.raises(ValueError, match=r"t_start must be an int in \[0, T-1\]"):
         ddpm.sample(m, S, (1, 1, 2, 2), t_start=1000)
-    with pytest.raises(ValueError, match=r"steps must be in \[1, t_start \+ 1\]"):
+    with pytest.raises(ValueError, match=r"steps must be an int in \[1, t_start \+ 1\]"):
         ddpm.sample(m, S, (1, 1, 2, 2), steps=0)
     with pytest.raises(ValueError, match="eta must be in"):
         ddpm.sample(m, S, (1, 1, 2, 2), method="ddim", eta=1.5, steps=3)

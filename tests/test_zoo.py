@@ -2,12 +2,12 @@
 import hashlib
 import math
 import os
-from dataclasses import fields, replace
+from dataclasses import FrozenInstanceError, fields, replace
 
 import pytest
 import torch
 
-from ardiff import cli, zoo
+from ardiff import cli, recipes, shipped, zoo, zoo_train
 from ardiff.train import TrainConfig, lr_factor
 
 
@@ -21,7 +21,7 @@ def tiny_classifier():
 def tiny_zoo(tmp_path, monkeypatch, shared_data):
     """A zoo whose classifier recipe trains in a second, writing weights to a temporary folder."""
     monkeypatch.setitem(zoo.RECIPES, "mnist-classifier", tiny_classifier())
-    monkeypatch.setattr(zoo, "WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(shipped, "WEIGHTS", tmp_path / "weights")  # the one place the store reads it
     monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ARDIFF_RETRAIN", raising=False)
     (tmp_path / "weights").mkdir()
@@ -57,6 +57,29 @@ def test_recipe_resolves_the_full_model_config_and_schedule():
     assert r.schedule.T == 1000 and abs(float(r.schedule.betas[-1]) - 0.02) < 1e-7
     assert zoo.recipe("mnist-classifier").schedule is None
     torch.testing.assert_close(r.build().conv_in.weight, m.conv_in.weight)  # seeded by the recipe
+
+
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-pixelcnn", "mnist-classifier"])
+def test_build_leaves_the_global_random_state_alone_and_keeps_the_initial_weights(name):
+    r = zoo.recipe(name)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    built = r.build()
+    assert torch.equal(torch.get_rng_state(), before), "build() reseeded the caller's generator"
+    torch.manual_seed(r.train.seed)  # what build() did before: seed the global generator, then construct
+    old = type(built)(**r.config)
+    for (k, a), b in zip(built.state_dict().items(), old.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)  # the shipped runs started from these weights
+    with pytest.raises(ValueError, match="model must be one of .*UNet.*got 'GAN'"):
+        replace(r, model="GAN").build()
+
+
+def test_every_card_in_the_manifest_has_its_recipe_hash():
+    cards = shipped.manifest()
+    assert {"mnist-ddpm", "mnist-ddpm-ft", "mnist-ddpm-ar-sample-0.1"} <= set(cards)  # from scratch, init, ar
+    for name, c in cards.items():
+        assert zoo.recipe(name).hash == c["recipe_hash"], f"{name}: recipe changed since its weights were trained"
+        assert zoo.recipe(name).to_dict() == c["recipe"], name
 
 
 def test_unknown_names_are_refused():
@@ -129,6 +152,13 @@ def test_missing_weights_train_the_recipe_and_say_so(tiny_zoo, capsys):
     assert not model.training and not (tiny_zoo / "mnist-classifier.pt").exists()  # never written silently
 
 
+def test_pretrained_of_a_run_trained_now_carries_that_runs_card(tiny_zoo, capsys):
+    m = zoo.pretrained("mnist-classifier", device="cpu")  # nothing shipped in the tiny zoo: trained now
+    assert "training it by its recipe" in capsys.readouterr().out
+    assert m.card["metric"] is None and "sha256" not in m.card  # not measured, not a shipped file
+    assert m.card["steps"] == 6 and m.card["recipe_hash"] == m.recipe.hash and m.schedule is None
+
+
 def test_retrain_switch_trains_instead_of_loading(tiny_zoo, capsys, monkeypatch):
     cli.train_command("mnist-classifier")
     monkeypatch.setenv("ARDIFF_RETRAIN", "1")
@@ -156,9 +186,9 @@ def test_an_interrupted_recipe_resumes_to_the_same_weights(tiny_zoo, monkeypatch
         return step >= 3
 
     from ardiff.train import train
-    train(r.build(), zoo._data(r)[0], zoo._objective(r), r.train, checkpoint_path=zoo._cache_path(r), resume=True,
-          progress=False, callback=stop_at_3)
-    state = torch.load(zoo._cache_path(r), weights_only=True)
+    train(r.build(), zoo_train.training_data(r)[0], zoo_train.objective(r), r.train,
+          checkpoint_path=zoo_train.cache_path(r), resume=True, progress=False, callback=stop_at_3)
+    state = torch.load(zoo_train.cache_path(r), weights_only=True)
     assert state["step"] == 3 and not state["complete"]  # stopped early: a run to resume, never to ship
     resumed, info = zoo.train_recipe("mnist-classifier", progress=False)
     assert info["steps"] == 6
@@ -176,8 +206,24 @@ def test_shipped_weights_match_their_card_and_recipe(name):
     path = zoo.weights_path(name)
     assert card["recipe_hash"] == zoo.recipe(name).hash, f"{name}: recipe changed since its weights were trained"
     assert card["bytes"] == path.stat().st_size <= 15e6
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
     model = zoo.load(name, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before), "loading changed the caller's random state"
     assert not model.training and card["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.skipif("mnist-ddpm" not in SHIPPED, reason="mnist-ddpm not shipped yet")
+def test_pretrained_gives_the_model_with_its_schedule_recipe_and_card():
+    m = zoo.pretrained("mnist-ddpm", device="cpu")
+    assert isinstance(m, zoo.Pretrained) and not m.model.training
+    assert m.recipe is zoo.recipe("mnist-ddpm") and m.card == zoo.card("mnist-ddpm")
+    assert m.schedule.T == 1000 and torch.equal(m.schedule.alphas_cumprod, m.recipe.schedule.alphas_cumprod)
+    for a, b in zip(m.model.state_dict().values(), zoo.load("mnist-ddpm", device="cpu").state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(FrozenInstanceError):
+        m.model = None
+    assert zoo.pretrained("mnist-classifier", device="cpu").schedule is None  # not a diffusion recipe
 
 
 def test_shipped_weights_stay_small():
@@ -209,7 +255,7 @@ def tiny_lesson04(tiny_zoo, monkeypatch):
     monkeypatch.setitem(zoo.RECIPES, "mnist-ddpm", _tiny("mnist-ddpm", config=unet))
     monkeypatch.setitem(zoo.RECIPES, "mnist-pixelcnn", _tiny("mnist-pixelcnn", config={"channels": 4, "dilations": [1]}))
     control = _tiny("mnist-ddpm-ft", config=unet, train=dict(lr=1e-12))  # lr ~ 0: the weights stay the shipped ones
-    method1 = zoo._method1("completion", 0.5)
+    method1 = recipes._method1("completion", 0.5)
     method1 = replace(method1, config=control.config, data=control.data, train=control.train)
     monkeypatch.setitem(zoo.RECIPES, control.name, control)
     monkeypatch.setitem(zoo.RECIPES, method1.name, method1)
@@ -220,7 +266,7 @@ def tiny_lesson04(tiny_zoo, monkeypatch):
 
 
 def test_method1_recipe_needs_its_objective_and_settings():
-    r = zoo._method1("sample", 0.1)
+    r = recipes._method1("sample", 0.1)
     with pytest.raises(ValueError, match="eps-mse\\+ar"):
         replace(r, objective="eps-mse")
     with pytest.raises(ValueError, match="keys"):
@@ -258,7 +304,7 @@ def test_method1_trains_on_cached_partners(tiny_lesson04, monkeypatch):
     _, method1 = tiny_lesson04
     model, info = zoo.train_recipe(method1, device="cpu", progress=False)
     assert info["partner_seconds"] > 0 and info["steps"] == 3 and math.isfinite(info["final_loss"])
-    cached = list((zoo._cache_path(method1).parent).glob("partners-*.pt"))
+    cached = list((zoo_train.cache_path(method1).parent).glob("partners-*.pt"))
     assert len(cached) == 1
     import ardiff.arprior
     monkeypatch.setattr(ardiff.arprior, "ar_partners", lambda *a, **k: pytest.fail("partners drawn again"))
@@ -284,7 +330,7 @@ def test_flip_objective_mirrors_about_half_the_images():
             return torch.zeros(len(x), 10, requires_grad=True)
 
     x, y = torch.randn(64, 3, 4, 4), torch.zeros(64, dtype=torch.long)
-    loss = zoo._objective(zoo.recipe("cifar-classifier"))(Recorder(), (x, y), torch.Generator().manual_seed(0))
+    loss = zoo_train.objective(zoo.recipe("cifar-classifier"))(Recorder(), (x, y), torch.Generator().manual_seed(0))
     assert loss.item() == pytest.approx(math.log(10))
     flipped = (seen[0] == x.flip(-1)).flatten(1).all(1)
     kept = (seen[0] == x).flatten(1).all(1)

@@ -22,7 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .ddpm import _x0_from_eps, noised, sample
+from .ddpm import _x0_from_eps, noised
+from .samplers import sample
 from .forward import _check_schedule, _gather, q_sample
 from .schedules import NoiseSchedule
 
@@ -157,7 +158,8 @@ def truncated_init(x_ar: torch.Tensor, t_start: int, schedule: NoiseSchedule, no
 
 def sample_from_ar(model, schedule: NoiseSchedule, x_ar: torch.Tensor, t_start: int, steps: int,
                    noise: torch.Tensor, method: str = "ddim", eta: float = 0.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, spacing: str = "trailing",
+                   clip_x0: bool = False) -> torch.Tensor:
     """The principled variant: forward-noise ``x_ar`` to ``t_start``, then run ``steps`` reverse steps from there.
 
     Args:
@@ -165,9 +167,10 @@ def sample_from_ar(model, schedule: NoiseSchedule, x_ar: torch.Tensor, t_start: 
         t_start: in [0, T-1]; T-1 is (almost) sampling from noise, small values keep x_ar nearly as is.
         steps: model evaluations, in [1, t_start + 1].
         noise: (B, C, H, W) the η of the forward noising (pass the same η to compare methods fairly).
+        method, eta, spacing, clip_x0: the sampler (:func:`ardiff.samplers.sample`), e.g. ``"dpm-solver++"``.
     Returns:
         (B, C, H, W) samples.
     """
     x_start = truncated_init(x_ar, t_start, schedule, noise)
     return sample(model, schedule, tuple(x_ar.shape), steps=steps, method=method, eta=eta, x_T=x_start,
-                  t_start=t_start, generator=generator)
+                  t_start=t_start, generator=generator, spacing=spacing, clip_x0=clip_x0)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import torch
 
-from .ddpm import ddim_step, timestep_sequence
+from .ddpm import _x0_from_eps, ddim_step
 from .forward import _check_schedule, q_sample
+from .samplers import SPACINGS, dpm_solver_pp_step, predict_eps, timestep_sequence
 from .schedules import NoiseSchedule
 
 __all__ = ["BLOCK_ROWS", "block_masks", "denoiser_input", "loss", "sample", "nfe", "num_blocks", "seams", "seam_ratio",
@@ -112,13 +113,16 @@ def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Gene
 @torch.no_grad()
 def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_block: int,
            generator: torch.Generator | None = None, context: torch.Tensor | None = None, keep_blocks: int = 0,
-           method: str = "ddim", size: int = 28, device=None, return_blocks: bool = False, progress: bool = False):
+           method: str = "ddim", size: int = 28, device=None, return_blocks: bool = False, progress: bool = False,
+           spacing: str = "trailing", clip_x0: bool = False):
     r"""Generate ``n`` images block by block.
 
     For each block k (from ``keep_blocks`` on): start the block from fresh noise at t = T-1, run
-    ``steps_per_block`` evenly spaced steps down to a clean block (DDIM with η = 0 for ``method="ddim"``,
-    the respaced ancestral step, DDIM with η = 1, for ``"ddpm"``), each conditioned on the finished rows
-    above; clip the block to [-1, 1] and write it into the image.
+    ``steps_per_block`` steps down to a clean block (DDIM with η = 0 for ``method="ddim"``, the respaced
+    ancestral step, DDIM with η = 1, for ``"ddpm"``, or DPM-Solver++(2M) for ``"dpm-solver++"``; the steps of
+    :func:`ardiff.samplers.timestep_sequence` with ``spacing``), each conditioned on the finished rows above;
+    clip the block to [-1, 1] and write it into the image. ``clip_x0=True`` also clips every step's
+    :math:`\hat x_0` to [-1, 1], as in :func:`ardiff.samplers.sample`.
 
     Args:
         n: images to draw. block_rows: h, one of :data:`BLOCK_ROWS`. steps_per_block: S >= 1.
@@ -128,8 +132,10 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
         (n, 1, size, size) images in [-1, 1] (and the per-block list).
     """
     _check_schedule(schedule)
-    if method not in ("ddim", "ddpm"):
-        raise ValueError(f"method must be 'ddim' or 'ddpm', got {method!r}")
+    if method not in ("ddim", "ddpm", "dpm-solver++"):
+        raise ValueError(f"method must be 'ddim', 'ddpm' or 'dpm-solver++', got {method!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     K = num_blocks(block_rows, size)
@@ -146,7 +152,7 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
         x[:, :, :keep_blocks * block_rows] = context[:, :, :keep_blocks * block_rows].to(device, torch.float32)
     h = torch.full((n,), block_rows, device=device)
     y = torch.full((n,), BLOCK_ROWS.index(block_rows), device=device)   # h's embedding index
-    seq = timestep_sequence(schedule.T - 1, steps_per_block)
+    seq = timestep_sequence(schedule.T - 1, steps_per_block, spacing)
     eta = 0.0 if method == "ddim" else 1.0
     was_training = model.training
     model.eval()
@@ -157,10 +163,18 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
     for k in blocks:
         context_mask, current = block_masks(torch.full((n,), k, device=device), h, size, device)
         x_t = torch.randn(x.shape, device=device, generator=generator) * current
+        previous = None                           # DPM-Solver++: (t, x0_hat) of the block's last evaluation
         for i, t in enumerate(seq):
             t_prev = seq[i + 1] if i + 1 < len(seq) else -1
-            eps = model(denoiser_input(x, x_t, context_mask, current), torch.full((n,), t, device=device), y)
-            x_t = ddim_step(x_t, eps.float(), t, t_prev, schedule, eta=eta, generator=generator) * current
+            eps = predict_eps(model, denoiser_input(x, x_t, context_mask, current), t, y)   # in chunks of 64 images
+            if method == "dpm-solver++":
+                x0_hat = _x0_from_eps(x_t, eps, schedule.alphas_cumprod[t].to(x_t))
+                x0_hat = x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
+                second = previous is not None and t_prev >= 0
+                x_new = dpm_solver_pp_step(x_t, x0_hat, t, t_prev, schedule, *(previous[::-1] if second else ()))
+                previous, x_t = (t, x0_hat), x_new * current
+            else:
+                x_t = ddim_step(x_t, eps, t, t_prev, schedule, eta=eta, generator=generator, clip_x0=clip_x0) * current
         x = x + x_t.clamp(-1, 1) * current
         if return_blocks:
             grown.append(x.cpu().clone())
@@ -210,7 +224,7 @@ def seam_ratio(samples: torch.Tensor, real: torch.Tensor, block_rows: int, draws
                          f"boundary), got {block_rows}")
     if len(samples) != len(real):
         raise ValueError(f"samples and real must have the same number of images, got {len(samples)} and {len(real)}")
-    from .claims import bootstrap_means
+    from .resampling import bootstrap_means
 
     b, i = (v.cpu() for v in seams(samples, h))
     rb, ri = (v.cpu() for v in seams(real, h))

@@ -1,87 +1,84 @@
-"""A model cache keyed by configuration, for models trained outside the zoo (benchmarks, experiments).
+"""Files that are never half written and never parsed unchecked: atomic writes and safe loads.
 
-``load_or_train(name, config, build, fit)`` returns the model for ``config``: loaded from
-``<cache>/models/<name>-<hash>.pt`` when a *complete* checkpoint for exactly this configuration is
-there, else trained with ``fit`` (which resumes an interrupted run from the same file). The hash
-covers the whole configuration (and a format version), so a changed configuration never loads a
-stale model. Checkpoints are loaded with ``torch.load(..., weights_only=True)``.
+Every file the library writes (training checkpoints, the shipped weights and their manifest, sweep
+results, executed notebooks) goes through :func:`atomic_path`: the bytes go to ``NAME.tmp`` in the
+same folder, which then replaces ``NAME`` in one ``os.replace``. An interrupted write leaves the old
+file as it was. Checkpoints load with ``torch.load(..., weights_only=True)`` (tensors and plain
+containers, never code), and with a SHA-256 the bytes are checked before they are parsed.
+
+>>> save_checkpoint({"model": model.state_dict()}, "run.pt")
+>>> state = load_checkpoint("run.pt", sha256="9f86d0...")  # ChecksumError before parsing on a mismatch
+>>> with atomic_path("results.json") as tmp:
+...     tmp.write_text(text)
 """
 from __future__ import annotations
 
 import hashlib
-import json
+import io
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 import torch
 
-from .data import cache_dir
-from .train import load_checkpoint
+from .data import ChecksumError
 
-__all__ = ["config_hash", "checkpoint_path", "load_or_train"]
-
-FORMAT_VERSION = 1  # bump when a model's code changes in a way that invalidates cached weights
+__all__ = ["atomic_path", "save_checkpoint", "load_checkpoint", "file_sha256", "ChecksumError"]
 
 
-def config_hash(config: dict) -> str:
-    """16 hex digits of the SHA-256 of the configuration as canonical JSON."""
-    try:
-        text = json.dumps({"config": config, "format": FORMAT_VERSION}, sort_keys=True, default=_jsonable)
-    except TypeError as e:
-        raise TypeError(f"config must hold JSON-serialisable values: {e}") from None
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+@contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; on a clean exit it replaces ``path`` at once.
 
-
-def _jsonable(obj):
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def checkpoint_path(name: str, config: dict, root=None) -> Path:
-    if not name or not all(c.isalnum() or c in "-_" for c in name):
-        raise ValueError(f"name must be non-empty letters, digits, '-' or '_', got {name!r}")
-    root = Path(root) if root is not None else cache_dir() / "models"
-    return root / f"{name}-{config_hash(config)}.pt"
-
-
-def load_or_train(name: str, config: dict, build: Callable[[], torch.nn.Module],
-                  fit: Callable[[torch.nn.Module, Path], dict | None], root=None, verbose: bool = True):
-    """The cached model for ``config``, training it first when the cache has none.
+    The temporary file is ``NAME.tmp`` beside ``path`` (same file system, so the rename is atomic; a fixed
+    name, so ``torch.save``'s archive name, which it takes from the file name, is the same on every run).
+    When the block raises, the temporary file is removed and ``path`` is left untouched.
 
     Args:
-        name: a short model name, e.g. ``"ddpm-mnist"``.
-        config: everything that determines the trained weights (architecture, data, steps, seed).
-        build: ``() -> nn.Module``, a freshly initialised model.
-        fit: ``(model, path) -> extra`` trains ``model`` in place, writing its checkpoint to ``path``
-            (with ``train(..., checkpoint_path=path, resume=True)``), and may return a dict of
-            extras (e.g. the loss history) to store beside the weights.
-    Returns:
-        ``(model, info)``: the model with EMA weights when the checkpoint has them, in eval mode;
-        ``info`` holds ``path``, ``cached`` (True when loaded), ``history`` and the stored extras.
+        path: the file to write; its folder is created.
+    Yields:
+        the temporary ``Path`` to write to (the block must create it).
     """
-    path = checkpoint_path(name, config, root)
-    cached = False
-    state = load_checkpoint(path) if path.is_file() else None
-    if state is None or not state.get("complete"):
-        if verbose:
-            print(f"{name}: training ({'resuming ' + str(path) if state else 'no cached model'})")
-        model = build()
-        extra = fit(model, path) or {}
-        state = load_checkpoint(path)
-        if not state.get("complete"):
-            raise RuntimeError(f"fit() did not leave a complete checkpoint at {path}")
-        if extra:
-            state["extra"] = extra
-            from .train import save_checkpoint
-            save_checkpoint(state, path)
-    else:
-        cached = True
-        if verbose:
-            print(f"{name}: loaded from the cache, {path}")
-    model = build()
-    model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
-    model.eval()
-    info = {"path": str(path), "cached": cached, "history": state.get("history", []),
-            "config": config, **(state.get("extra") or {})}
-    return model, info
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def save_checkpoint(state: dict, path) -> None:
+    """``torch.save(state)`` to ``path`` through :func:`atomic_path`: never half a checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, map_location="cpu", sha256: str | None = None) -> dict:
+    """Load a checkpoint with ``weights_only=True``: tensors and plain containers only, no code.
+
+    Args:
+        path: a file path (or a binary file object when ``sha256`` is None).
+        map_location: where tensors go (default the CPU).
+        sha256: the expected SHA-256 (hex); the bytes read are hashed and checked before they are parsed.
+    Returns:
+        the saved object (a dict).
+    Raises:
+        ChecksumError: the file's SHA-256 is not ``sha256``; the message names the file and both values.
+    """
+    if sha256 is None:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    data = Path(path).read_bytes()  # hash and parse the same bytes
+    found = hashlib.sha256(data).hexdigest()
+    if found != sha256:
+        raise ChecksumError(f"{path}: SHA-256 {found} does not match the expected {sha256}")
+    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 (hex) of a file, read in blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -15,16 +15,32 @@ against the same test digits share much of their noise, which cancels in the dif
 
 A configuration whose samples have collapsed (FID at or above that of noise, or almost no diversity)
 is not scored on sharpness or anything else: :func:`collapse` names why, and the ledger says
-'collapsed'.
+'collapsed'. One that is not that far gone but makes no digits (FID above half the noise FID, or diversity
+below half the real data's: :func:`not_digits`) is shown and called "not digits", and never scored either.
+
+Three more rules make a verdict one an expert would sign:
+
+- **equivalence** is a test with a margin stated beforehand, never "no difference beyond 2 sd" (absence of
+  evidence): :meth:`Difference.equivalent` runs two one-sided tests (TOST) on the bootstrap of the difference;
+  :meth:`Difference.not_worse` the one-sided non-inferiority test;
+- **multiplicity**: a lesson's confirmatory claims are decided together by :meth:`Ledger.confirm`, with Holm's
+  step-down correction on the bootstrap z-scores (:func:`holm`) or at 3 sd, and the ledger says which;
+- **draws**: verdicts rest on >= :attr:`Ledger.MIN_DRAWS` = 200 bootstrap draws (50 leave ~10% Monte-Carlo error
+  on the sd itself); fewer are allowed for a quick check, and the ledger's :meth:`Ledger.note` then calls its
+  verdicts provisional.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["Difference", "difference", "compare", "bootstrap_means", "bootstrap_sets", "collapse", "Ledger",
-           "claims_table"]
+from .resampling import bootstrap_means, bootstrap_sets  # re-exported: lessons import them from here
+
+__all__ = ["Difference", "difference", "compare", "holm", "bootstrap_means", "bootstrap_sets", "collapse", "not_digits",
+           "Ledger", "claims_table"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,56 @@ class Difference:
         if not k > 0:
             raise ValueError(f"k must be > 0, got {k}")
         return 1 if self.value > k * self.sd else -1 if self.value < -k * self.sd else 0
+
+    @property
+    def z(self) -> float:
+        """d / sd (±inf for an exact difference, 0 for none)."""
+        return self.value / self.sd if self.sd > 0 else math.copysign(math.inf, self.value) if self.value else 0.0
+
+    def p_value(self) -> float:
+        r"""Two-sided p of d = 0 under a normal bootstrap distribution: :math:`2\,\Phi(-|z|)`."""
+        return math.erfc(abs(self.z) / math.sqrt(2))
+
+    def equivalent(self, margin: float, alpha: float = 0.05) -> bool:
+        r"""Two one-sided tests (TOST, Schuirmann 1987): d lies within ±``margin`` when both
+        :math:`(d + \delta)/s > z_{1-\alpha}` and :math:`(\delta - d)/s > z_{1-\alpha}`, i.e. the
+        :math:`1 - 2\alpha` confidence interval of d lies inside :math:`(-\delta, \delta)`."""
+        z = _z_one_sided(margin, alpha)
+        return self.value + z * self.sd < margin and self.value - z * self.sd > -margin
+
+    def not_worse(self, margin: float, lower_is_better: bool, alpha: float = 0.05) -> bool:
+        r"""Non-inferiority: a is worse than b by less than ``margin`` (one-sided at level α). For a lower-is-better
+        measure, :math:`d + z_{1-\alpha} s < \delta`."""
+        z = _z_one_sided(margin, alpha)
+        return (self.value + z * self.sd < margin) if lower_is_better else (self.value - z * self.sd > -margin)
+
+
+def _z_one_sided(margin: float, alpha: float) -> float:
+    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be a finite number > 0 (stated before measuring), got {margin!r}")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+    return NormalDist().inv_cdf(1 - alpha)
+
+
+def holm(p_values, alpha: float = 0.05) -> list:
+    r"""Holm's step-down correction (Holm 1979): which of m hypotheses to reject, with family-wise error <= α.
+
+    Sort the p-values :math:`p_{(1)} \le \dots \le p_{(m)}`; reject :math:`H_{(j)}` while
+    :math:`p_{(j)} \le \alpha / (m - j + 1)`, and stop at the first that is not. Returns a list of bools in the
+    order given.
+    """
+    p = [float(v) for v in p_values]
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if any(not 0 <= v <= 1 for v in p):
+        raise ValueError(f"p_values must lie in [0, 1], got {p}")
+    reject, m = [False] * len(p), len(p)
+    for j, i in enumerate(sorted(range(m), key=p.__getitem__)):
+        if p[i] > alpha / (m - j):
+            break
+        reject[i] = True
+    return reject
 
 
 def difference(value_a: float, value_b: float, draws_a, draws_b) -> Difference:
@@ -67,49 +133,6 @@ def compare(diff: Difference, lower_is_better: bool, k: float = 2.0) -> str:
     return "better" if (s < 0) == lower_is_better else "worse"
 
 
-def bootstrap_means(*per_item, draws: int = 200, seed: int = 0) -> np.ndarray:
-    """Means of per-item values on paired bootstrap resamples: (draws, len(per_item)).
-
-    All sets must have one value per item, with item i of every set made from the same input (e.g. the
-    same starting noise); each draw resamples the item indices once and uses them for every set, so
-    column differences give the spread of a paired difference.
-    """
-    sets = [np.asarray(v, np.float64).ravel() for v in per_item]
-    if not sets or len({len(v) for v in sets}) != 1 or len(sets[0]) < 2:
-        raise ValueError(f"per_item must be one or more sets of the same length >= 2, got lengths "
-                         f"{[len(v) for v in sets]}")
-    if draws < 2:
-        raise ValueError(f"draws must be >= 2, got {draws}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(sets[0]), (draws, len(sets[0])))          # (draws, n)
-    return np.stack([v[idx].mean(1) for v in sets], axis=1)
-
-
-def bootstrap_sets(measure, sets, reference, draws: int = 100, seed: int = 0, paired: bool = False) -> np.ndarray:
-    """A set-level measure (FID, spectral distance) of each set on bootstrap resamples: (draws, len(sets)).
-
-    ``measure(rows_of_a_set, rows_of_the_reference) -> float``; sets and reference are arrays or tensors of
-    per-image rows (features, spectra). Each draw resamples the reference once, shared by every set, and
-    each set with replacement, so column differences give the spread of a *difference* of measures.
-    ``paired=True`` resamples every set with the same indices: right when row i of every set comes from the
-    same input (the same starting noise), and then the noise the pairs share leaves the spread.
-    """
-    if not sets or draws < 2:
-        raise ValueError(f"give at least one sample set and draws >= 2, got {len(sets)} sets, {draws}")
-    if paired and len({len(s) for s in sets}) != 1:
-        raise ValueError(f"paired sets must have the same length, got {[len(s) for s in sets]}")
-    rng = np.random.default_rng(seed)
-    out = np.empty((draws, len(sets)))
-    for k in range(draws):
-        ref = reference[rng.integers(0, len(reference), len(reference))]
-        if paired:
-            idx = rng.integers(0, len(sets[0]), len(sets[0]))
-            out[k] = [measure(s[idx], ref) for s in sets]
-        else:
-            out[k] = [measure(s[rng.integers(0, len(s), len(s))], ref) for s in sets]
-    return out
-
-
 def collapse(fid: float, noise_fid: float, diversity: float, real_diversity: float,
              min_share: float = 0.1) -> str | None:
     """Why a configuration's samples have collapsed, or None.
@@ -127,6 +150,20 @@ def collapse(fid: float, noise_fid: float, diversity: float, real_diversity: flo
     return None
 
 
+def not_digits(fid: float, noise_fid: float, diversity: float, real_diversity: float) -> str | None:
+    """Why samples are not digits (or not images of the data at all), or None.
+
+    Not digits: an FID above half that of Gaussian noise at the same n, or a diversity below half the real
+    data's. Such samples are shown and called so, never scored in a quality comparison: an FID of 1942 against
+    noise at 1956 is not "worse digits", it is no digits.
+    """
+    if fid > noise_fid / 2:
+        return f"FID {fid:.0f} is above half that of noise ({noise_fid:.0f})"
+    if diversity < real_diversity / 2:
+        return f"diversity {diversity:.2f} is below half of real images' ({real_diversity:.2f})"
+    return None
+
+
 class Ledger:
     """Sampling configurations measured side by side on one FID (:class:`ardiff.metrics.Fid`).
 
@@ -137,10 +174,12 @@ class Ledger:
 
     >>> ledger = Ledger(FidCifar(classifier, n=1000), noise=torch.randn(1000, 3, 32, 32))
     >>> ledger.add("DDIM 50", samples, seconds=12.0, evals=50)
-    >>> ledger.bootstrap(draws=50); ledger.difference("DDIM 50", "PixelCNN")   # Difference(value, sd)
+    >>> ledger.bootstrap(); ledger.difference("DDIM 50", "PixelCNN")   # Difference(value, sd), 200 draws
+    >>> ledger.confirm({"DDIM beats PixelCNN": ("DDIM 50", "PixelCNN", "fid", True)})   # Holm across the claims
     """
 
-    RESERVED = ("fid", "diversity", "s_per_image", "evals", "collapsed")
+    RESERVED = ("fid", "diversity", "s_per_image", "evals", "collapsed", "not_digits")
+    MIN_DRAWS = 200          # bootstrap draws behind a verdict the book states (fewer: provisional)
 
     def __init__(self, fid, noise, paired: bool = False):
         """``noise``: (n, C, H, W) noise images, the FID every row is read against. ``paired=True`` when sample i of
@@ -152,6 +191,7 @@ class Ledger:
         self.noise_fid = fid(noise)
         self.real_diversity = diversity(fid.test_features)
         self.rows, self.samples, self.features, self.per_image, self.draws = {}, {}, {}, {}, {}
+        self.n_draws, self.multiplicity = 0, None
 
     def add(self, name: str, samples, seconds: float | None = None, evals: int | None = None, per_image=None,
             **extra) -> dict:
@@ -172,13 +212,14 @@ class Ledger:
         row = {"fid": fid(feats, self.fid.test_features), "diversity": diversity(feats) / self.real_diversity,
                "s_per_image": None if seconds is None else seconds / len(samples), "evals": evals, **extra}
         row["collapsed"] = collapse(row["fid"], self.noise_fid, row["diversity"], 1.0)
+        row["not_digits"] = row["collapsed"] or not_digits(row["fid"], self.noise_fid, row["diversity"], 1.0)
         row.update({k: float(v.mean()) for k, v in per_image.items()})
         self.rows[name], self.samples[name], self.features[name] = row, samples.detach().float().clamp(-1, 1).cpu(), feats
         self.per_image[name] = per_image
         self.draws = {}                 # a difference needs every row's draws from the same test resamples
         return row
 
-    def bootstrap(self, draws: int = 50, seed: int = 0, mean_draws: int = 200) -> None:
+    def bootstrap(self, draws: int = MIN_DRAWS, seed: int = 0, mean_draws: int = MIN_DRAWS) -> None:
         """FIDs of every row on the same ``draws`` resamples of the test images (for :meth:`difference`), and the
         per-image measures' means on ``mean_draws`` resamples of the image indices, the same indices for every row
         (right for rows that share their inputs; for independent rows it is an ordinary bootstrap of each mean)."""
@@ -187,7 +228,7 @@ class Ledger:
         names = list(self.rows)
         out = bootstrap_sets(fid, [self.features[k] for k in names], self.fid.test_features, draws, seed,
                              paired=self.paired)
-        self.draws = {"fid": dict(zip(names, out.T))}
+        self.draws, self.n_draws = {"fid": dict(zip(names, out.T))}, draws
         for m in sorted({m for k in names for m in self.per_image[k]}):
             have = [k for k in names if m in self.per_image[k]]
             means = bootstrap_means(*[self.per_image[k][m] for k in have], draws=mean_draws, seed=seed)
@@ -206,19 +247,70 @@ class Ledger:
         return compare(self.difference(a, b, measure), lower_is_better=lower_is_better, k=k)
 
     def scored(self, names=None) -> list:
-        """The rows (of ``names``, default all) that have not collapsed: only those are scored."""
-        return [k for k in (self.rows if names is None else names) if not self.rows[k]["collapsed"]]
+        """The rows (of ``names``, default all) that make digits (neither collapsed nor 'not digits'): only those
+        are scored."""
+        return [k for k in (self.rows if names is None else names) if not self.rows[k]["not_digits"]]
 
     def best(self, names=None) -> str:
-        """The row of lowest FID among ``names`` (default all) that have not collapsed."""
+        """The row of lowest FID among the scored rows of ``names`` (default all)."""
         pool = self.scored(names)
         if not pool:
-            raise ValueError("every row given has collapsed: there is no best")
+            raise ValueError("no row given makes digits (each collapsed or is 'not digits'): there is no best")
         return min(pool, key=lambda k: self.rows[k]["fid"])
 
-    def as_good_as(self, ref: str, names=None) -> list:
-        """The non-collapsed rows of ``names`` whose FID is not worse than ``ref``'s beyond twice the spread."""
-        return [k for k in self.scored(names) if k != ref and self.verdict(k, ref) != "worse"]
+    def as_good_as(self, ref: str, names=None, margin: float | None = None, alpha: float = 0.05) -> list:
+        """The scored rows of ``names`` as good as ``ref`` on FID.
+
+        With ``margin`` (FID units, stated before measuring): a non-inferiority test, FID(row) - FID(ref) < margin at
+        one-sided level α (:meth:`Difference.not_worse`). Without it, the rows not worse beyond twice the spread: no
+        evidence of a difference, which is not evidence of equal quality; say so where it is used.
+        """
+        if margin is None:
+            return [k for k in self.scored(names) if k != ref and self.verdict(k, ref) != "worse"]
+        return [k for k in self.scored(names) if k != ref and self.difference(k, ref).not_worse(margin, True, alpha)]
+
+    def equivalent(self, a: str, b: str, margin: float, measure: str = "fid", alpha: float = 0.05) -> bool:
+        """Whether rows a and b are equal on ``measure`` within ±``margin``, by two one-sided tests (TOST)."""
+        return self.difference(a, b, measure).equivalent(margin, alpha)
+
+    def confirm(self, claims: dict, alpha: float = 0.05, method: str = "holm") -> dict:
+        """Verdicts for a lesson's confirmatory claims, corrected together for multiplicity.
+
+        Args:
+            claims: ``{name: (a, b, measure, lower_is_better)}``, every claim the lesson states a verdict on.
+            method: 'holm' (Holm's step-down on the two-sided bootstrap p-values at family-wise level α) or
+                '3sd' (each claim at 3 spreads of its difference).
+        Returns:
+            ``{name: 'better' | 'worse' | 'tie'}`` for a over b, or 'not judged: ... makes no digits' when a row is
+            not scored; :attr:`multiplicity` then says how they were decided.
+        """
+        if method not in ("holm", "3sd"):
+            raise ValueError(f"method must be 'holm' or '3sd', got {method!r}")
+        if not claims:
+            raise ValueError("claims must name at least one claim")
+        gone = {name: f"not judged: {', '.join(k for k in (a, b) if self.rows[k]['not_digits'])} makes no digits"
+                for name, (a, b, m, lib) in claims.items() if self.rows[a]["not_digits"] or self.rows[b]["not_digits"]}
+        diffs = {name: (self.difference(a, b, m), lib) for name, (a, b, m, lib) in claims.items() if name not in gone}
+        if not diffs:
+            return gone
+        if method == "3sd":
+            out = {name: compare(d, lib, k=3.0) for name, (d, lib) in diffs.items()}
+            self.multiplicity = f"each of {len(diffs)} claims at 3 sd of its difference"
+            return {**out, **gone}
+        reject = dict(zip(diffs, holm([d.p_value() for d, _ in diffs.values()], alpha)))
+        out = {name: (compare(d, lib, k=1e-12) if reject[name] else "tie") for name, (d, lib) in diffs.items()}
+        self.multiplicity = f"Holm's correction over {len(diffs)} claims, family-wise α = {alpha:g}"
+        return {**out, **gone}
+
+    def note(self) -> str:
+        """The footnote a lesson's claims table needs: n, floor and noise, the draws, and the multiplicity rule."""
+        text = (f"FID at n = {self.n}; real floor {self.fid.floor:.1f}, noise {self.noise_fid:.0f}; "
+                f"± = bootstrap sd of the difference over {self.n_draws} draws")
+        if self.multiplicity:
+            text += f"; {self.multiplicity}"
+        if self.n_draws < self.MIN_DRAWS:
+            text += f"; fewer than {self.MIN_DRAWS} draws: verdicts provisional"
+        return text
 
     def table(self, extra=()) -> str:
         """The rows as aligned text: FID, diversity, evaluations, ms per image, the ``extra`` measures, collapse."""
@@ -229,7 +321,9 @@ class Ledger:
             ms = "-" if r["s_per_image"] is None else f"{1000 * r['s_per_image']:.1f}"
             line = (f"{name:<24} {r['fid']:>7.1f} {r['diversity']:>5.2f} {r['evals'] or '-':>6} {ms:>9}"
                     + "".join(f" {r.get(k, float('nan')):>10.3g}" for k in extra))
-            lines.append(line + (f"   COLLAPSED: {r['collapsed']}" if r["collapsed"] else ""))
+            flag = (f"   COLLAPSED: {r['collapsed']}" if r["collapsed"] else
+                    f"   NOT DIGITS: {r['not_digits']}" if r["not_digits"] else "")
+            lines.append(line + flag)
         return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ardiff {train NAME, models, run-lessons}``.
+"""Command line: ``python -m ardiff {train NAME, models, run-lessons, colab}``.
 
 ``train NAME`` trains a zoo recipe (progress bar, checkpoints to the cache, resumes after an
 interruption), measures its headline metric and writes the weights file and its card.
@@ -7,6 +7,8 @@ interruption), measures its headline metric and writes the weights file and its 
 ``run-lessons`` executes lesson notebooks top to bottom in a fresh kernel (nbclient), stores the
 outputs and widget state, and records in the notebook's metadata the profile and device it ran with
 (``metadata.ardiff``), so every stored figure says where it came from.
+
+``colab`` writes ``colab/NN_*.ipynb``, the lessons with their prose as plain markdown (``ardiff.colab``).
 """
 from __future__ import annotations
 
@@ -72,9 +74,10 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
             "executed": time.strftime("%Y-%m-%d", time.gmtime())}
     nb.metadata["ardiff"] = info
     out_path = Path(out_path) if out_path else path
-    tmp = out_path.with_suffix(".ipynb.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, out_path)  # atomic: an interrupted run never leaves half a notebook
+    from .checkpoints import atomic_path
+
+    with atomic_path(out_path) as tmp:  # an interrupted run never leaves half a notebook
+        nbformat.write(nb, tmp)
     return {"path": str(out_path), **info}
 
 
@@ -176,14 +179,15 @@ def models_page(folder) -> Path:
 def train_command(name: str, device=None, out=None) -> dict:
     """Train a recipe (resuming), measure its metric, write its weights and card; returns the card."""
     from . import zoo
+    from .zoo_train import cache_path
 
     r = zoo.recipe(name)
-    dest = Path(out or zoo.WEIGHTS)
+    dest = Path(out) if out else zoo.weights_path(name).parent
     dest.mkdir(parents=True, exist_ok=True)
     if not os.access(dest, os.W_OK):  # say so now, not after an hour of training
         raise PermissionError(f"cannot write the weights to {dest}; pass --out DIR (a writable folder)")
     print(f"{name}: recipe {r.hash}, {r.train.steps} steps of batch {r.train.batch_size} "
-          f"(about {r.minutes:.0f} minutes on a 2-core CPU); checkpoints in {zoo._cache_path(r)}", flush=True)
+          f"(about {r.minutes:.0f} minutes on a 2-core CPU); checkpoints in {cache_path(r)}", flush=True)
     model, info = zoo.train_recipe(r, device=device)
     print(f"{name}: trained in {info['seconds'] / 60:.1f} min on {info['device']}, final loss {info['final_loss']:.4f}; "
           "measuring its metric ...", flush=True)
@@ -192,6 +196,22 @@ def train_command(name: str, device=None, out=None) -> dict:
     print(f"{name}: {_metric_words(metric, r.data['dataset'])}; wrote {entry['file']} ({entry['bytes'] / 1e6:.2f} MB, "
           f"sha256 {entry['sha256'][:16]}...) and its card", flush=True)
     return entry
+
+
+def colab_command(check: bool = False, badges: bool = False, lessons="lessons", out="colab") -> int:
+    """Write the lessons' Colab editions (after adding badges with ``badges``); with ``check``, write nothing
+    and return 1 when an edition differs from its lesson, naming it."""
+    from . import colab
+
+    if badges:
+        for path in colab.add_badges(lessons):
+            print(f"{path}: added the Open-in-Colab badge")
+    changed = colab.write_editions(lessons, out, check=check)
+    for path in changed:
+        print(f"{path}: {'out of date (run python -m ardiff colab)' if check else 'written'}")
+    if not changed:
+        print(f"{out}/: every Colab edition is up to date")
+    return 1 if check and changed else 0
 
 
 def main(argv=None) -> int:
@@ -212,7 +232,13 @@ def main(argv=None) -> int:
     run.add_argument("--missing-only", action="store_true", help="only notebooks with no stored outputs")
     run.add_argument("--out", type=Path, help="write executed copies to this folder instead of in place")
     run.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    co = sub.add_parser("colab", help="write colab/NN_*.ipynb: each lesson's code with its prose as plain markdown")
+    how = co.add_mutually_exclusive_group()
+    how.add_argument("--check", action="store_true", help="write nothing; exit 1 listing the editions that drifted")
+    how.add_argument("--badges", action="store_true", help="first put an 'Open in Colab' badge on each lesson")
     args = parser.parse_args(argv)
+    if args.command == "colab":
+        return colab_command(args.check, args.badges)
     if args.command == "train":
         from . import zoo
         if args.name not in zoo.names():

@@ -2,7 +2,7 @@ r"""DDPM (Ho et al. 2020) and DDIM (Song et al. 2021): the noise-prediction loss
 
 Timesteps are 0-indexed (see :mod:`ardiff.schedules`); ``t_prev = -1`` means "the clean image",
 with :math:`\bar\alpha_{-1} = 1`. The predicted :math:`\hat x_0` is never clipped unless asked
-(``clip_x0=True``).
+(``clip_x0=True``). The sample loops and timestep spacing are in :mod:`ardiff.samplers`.
 """
 from __future__ import annotations
 
@@ -12,8 +12,17 @@ import torch.nn.functional as F
 from .forward import _check_schedule, _check_x, _gather, _q_sample, _timesteps, q_posterior
 from .schedules import NoiseSchedule
 
-__all__ = ["loss", "noised", "predict_x0", "ddpm_step", "ddim_step", "sample", "timestep_sequence", "nll_bound", "snr_strata",
+__all__ = ["loss", "noised", "predict_x0", "ddpm_step", "ddim_step", "nll_bound", "snr_strata",
            "discretised_gaussian_log_likelihood"]
+
+
+def __getattr__(name):
+    """``sample`` and ``timestep_sequence`` moved to :mod:`ardiff.samplers`; ``from ardiff.ddpm import sample`` still
+    works (imported on first use, so the two modules do not import each other)."""
+    if name in ("sample", "timestep_sequence"):
+        from . import samplers
+        return getattr(samplers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
@@ -133,85 +142,6 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: NoiseSc
     return x_prev
 
 
-def timestep_sequence(t_start: int, steps: int) -> list[int]:
-    """``steps`` timesteps evenly spaced from ``t_start`` down to 0 (both included), descending."""
-    if steps < 1 or steps > t_start + 1:
-        raise ValueError(f"steps must be in [1, t_start + 1] = [1, {t_start + 1}], got {steps}")
-    if steps == 1:
-        return [t_start]
-    seq = torch.linspace(t_start, 0, steps, dtype=torch.float64).round().long().tolist()
-    return list(dict.fromkeys(seq))  # unique, order kept
-
-
-@torch.no_grad()
-def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, method: str = "ddpm",
-           eta: float = 0.0, x_T: torch.Tensor | None = None, t_start: int | None = None,
-           generator: torch.Generator | None = None, return_trajectory: bool = False, y=None,
-           clip_x0: bool = False, device=None, progress: bool = False):
-    r"""Run the reverse process from ``x_T`` at ``t_start`` down to a clean sample.
-
-    ``method="ddpm"``: ancestral sampling (Ho et al. 2020, Algorithm 2) over all steps; with
-    ``steps < t_start + 1`` it runs on an evenly spaced subsequence, using the DDIM step with η = 1,
-    which is the ancestral step of the respaced chain (Nichol & Dhariwal 2021, sec. 4).
-    ``method="ddim"``: DDIM (Song et al. 2021) with the given η over ``steps`` evenly spaced steps.
-
-    Args:
-        model: ``model(x_t, t[, y]) -> eps``.
-        shape: (B, C, H, W) of the samples.
-        steps: number of model evaluations (default: every step from ``t_start``).
-        x_T: the starting point at step ``t_start`` (default: pure noise N(0, I)).
-        t_start: the step ``x_T`` belongs to (default T - 1). The AR-prior lesson starts from a
-            forward-noised image at an intermediate step.
-        generator: makes the run reproducible.
-        return_trajectory: also return ``{"t": [...], "x_t": [...], "x0_hat": [...]}`` (CPU tensors).
-    Returns:
-        samples (B, C, H, W), or ``(samples, trajectory)``.
-    """
-    _check_schedule(schedule)
-    if method not in ("ddpm", "ddim"):
-        raise ValueError(f"method must be 'ddpm' or 'ddim', got {method!r}")
-    t_start = schedule.T - 1 if t_start is None else t_start
-    if not 0 <= t_start <= schedule.T - 1:
-        raise ValueError(f"t_start must be in [0, T-1] = [0, {schedule.T - 1}], got {t_start}")
-    steps = t_start + 1 if steps is None else steps
-    seq = timestep_sequence(t_start, steps)
-    if not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta must be in [0, 1], got {eta}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if x_T is None:
-        x = torch.randn(tuple(shape), device=device, generator=generator)
-    else:
-        if tuple(x_T.shape) != tuple(shape):
-            raise ValueError(f"x_T must have shape {tuple(shape)}, got {tuple(x_T.shape)}")
-        x = x_T.to(device, torch.float32)
-    was_training = model.training
-    model.eval()
-    traj = {"t": [], "x_t": [], "x0_hat": []}
-    from .train import autocast  # bf16 only where the GPU runs it natively
-
-    amp_context = autocast(device)
-    iterator = seq
-    if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(seq, desc=f"{method} sampling", leave=False)
-    for i, t in enumerate(iterator):
-        t_prev = seq[i + 1] if i + 1 < len(seq) else -1
-        tt = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
-        with amp_context:
-            eps = model(x, tt) if y is None else model(x, tt, y)
-        eps = eps.float()
-        if return_trajectory:
-            x0_hat = predict_x0(x, eps, t, schedule)
-            traj["t"].append(t), traj["x_t"].append(x.cpu()), traj["x0_hat"].append(x0_hat.cpu())
-        if method == "ddpm" and t_prev == t - 1:
-            x = ddpm_step(x, eps, t, schedule, generator=generator, clip_x0=clip_x0)
-        else:
-            x = ddim_step(x, eps, t, t_prev, schedule, eta=1.0 if method == "ddpm" else eta,
-                          generator=generator, clip_x0=clip_x0)
-    model.train(was_training)
-    return (x, traj) if return_trajectory else x
-
-
 # ---------------------------------------------------------------- the variational bound in bits/dim
 def discretised_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     r"""Ho et al. (2020)'s decoder :math:`\log p(x \mid \mu, \sigma)` for x on the 256-level grid of [-1, 1] (eq. 13).
@@ -258,7 +188,8 @@ def snr_strata(schedule: NoiseSchedule, m: int) -> list:
 
 @torch.no_grad()
 def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps: int | None = None,
-              variance: str = "small", generator: torch.Generator | None = None, progress: bool = False) -> dict:
+              variance: str = "small", generator: torch.Generator | None = None, progress: bool = False,
+              clip_x0: bool = False) -> dict:
     r"""The DDPM variational bound on :math:`-\log p_\theta(x_0)`, in bits per dimension (Ho et al. 2020, eq. 5).
 
     With 0-indexed steps (step t here is Ho's t + 1):
@@ -273,6 +204,11 @@ def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps
     :math:`x_t \sim q(x_t \mid x_0)` per term. The decoder is :func:`discretised_gaussian_log_likelihood` around
     :math:`\hat x_0` with :math:`\sigma^2 = \tilde\beta` of step 1 (as Ho et al.'s code clips it).
 
+    ``clip_x0=True`` clips :math:`\hat x_0` to [-1, 1] in every KL term and in the decoder, as Ho et al.'s and
+    improved-diffusion's bits/dim code do (``clip_denoised=True``): the bound of the reverse process a clipped
+    sampler runs. It is still a bound (a valid model, evaluated exactly), and it can be far tighter where
+    :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}` amplifies ε errors (small ᾱ).
+
     Args:
         model: ``model(x_t, t) -> eps``.
         x0_pixels: (B, C, H, W) integer pixel values 0..255 (the data is discrete, so the bound is a likelihood).
@@ -281,6 +217,7 @@ def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps
             strata of :func:`snr_strata`, weighted by its stratum's size (m + 1 evaluations).
         variance: 'small' or 'large', the reverse process's fixed variance.
         generator: draws the steps and the noise (on the model's device).
+        clip_x0: clip :math:`\hat x_0` to [-1, 1] (the reference code's way; report the unclipped bound beside it).
     Returns:
         a dict of (B,) float64 tensors in bits/dim: ``total`` = ``prior`` + ``diffusion`` + ``decoder``;
         and ``t`` (the steps of the KL terms, list) with ``terms`` (B, len(t)), each term's bits/dim before
@@ -312,7 +249,8 @@ def nll_bound(model, x0_pixels: torch.Tensor, schedule: NoiseSchedule, timesteps
     def x0_hat(t: int, eps_draw):
         x_t = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * eps_draw
         eps = model(x_t.float(), torch.full((B,), t, dtype=torch.long, device=device)).double()
-        return x_t, (x_t - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        xh = (x_t - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        return x_t, xh.clamp(-1, 1) if clip_x0 else xh
 
     # prior: KL(N(sqrt(abar) x0, 1 - abar) || N(0, 1)), summed over dimensions
     a = abar[T - 1]

@@ -157,7 +157,7 @@ class Fid:
         of every set comes from the same starting noise (the sets are paired), and then the spread of a
         difference leaves out the noise that the pairs share. Unpaired resampling is the safe default.
         """
-        from .claims import bootstrap_sets
+        from .resampling import bootstrap_sets
 
         return bootstrap_sets(fid, [self.features(s) for s in sample_sets], self.test_features, draws, seed, paired)
 
@@ -202,7 +202,7 @@ def sharpness(images: torch.Tensor, per_image: bool = False):
     Args:
         images: (B, C, H, W) with H, W >= 2.
         per_image: return the (B,) array of each image's mean instead of the overall mean (for
-            :func:`ardiff.claims.bootstrap_means`).
+            :func:`ardiff.resampling.bootstrap_means`).
     """
     if images.ndim != 4 or min(images.shape[-2:]) < 2:
         raise ValueError(f"images must have shape (B, C, H, W) with H, W >= 2, got {tuple(images.shape)}")

@@ -71,7 +71,7 @@ PROFILES = {
                      cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
-                    fid_n=1_000, fid_draws=50, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
+                    fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
                     pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),

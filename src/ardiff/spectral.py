@@ -134,7 +134,7 @@ class SpectralDistance:
         """Distances of each set on ``draws`` bootstrap resamples, (draws, len(sample_sets)); every set and the
         reference are resampled in each draw (one reference resample shared by all sets), so column
         differences give the spread of a difference of distances."""
-        from .claims import bootstrap_sets
+        from .resampling import bootstrap_sets
 
         return bootstrap_sets(self._distance, [self._per_image(s) for s in sample_sets], self.reference, draws, seed)
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from .checkpoints import atomic_path
 
 __all__ = ["SWEEPS", "runs", "heldout", "run_sweep", "load", "summarise"]
 
@@ -37,7 +38,7 @@ SWEEPS = {
 
 
 def _path(root=None) -> Path:
-    from .zoo import WEIGHTS
+    from .shipped import WEIGHTS
     return Path(root or WEIGHTS) / "sweeps.json"
 
 
@@ -64,9 +65,9 @@ def heldout(r, model, n: int = 500, seed: int = 0) -> float:
     """The held-out loss of a trained run on the first ``n`` test images: ε-MSE (DDPM; the same t and ε
     draws for every model) or bits/dim (PixelCNN)."""
     from .pixelcnn import to_pixels
-    from .zoo import _images
+    from .recipes import images
 
-    x = _images(r.data["dataset"], "test", limit=n)[0]
+    x = images(r.data["dataset"], "test", limit=n)[0]
     dev = next(model.parameters()).device
     model.eval()
     if r.objective == "eps-mse":
@@ -112,9 +113,8 @@ def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=No
     path = _path(root)
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[name] = entry
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
     return entry
 
 

@@ -11,9 +11,9 @@ the loss history and an EMA copy of the weights. It
 - keeps EMA weights with warm-up, :math:`d_k = \\min(d_{max}, (1+k)/(10+k))`, updated with
   ``torch._foreach_lerp_``;
 - shows a tqdm bar with the loss;
-- writes checkpoints atomically (temp file, then rename) every ``checkpoint_every`` steps and at the
-  end; ``resume=True`` continues from one to the same result as an uninterrupted run (the random
-  state is saved with the weights);
+- writes checkpoints atomically (:func:`ardiff.checkpoints.save_checkpoint`: temp file, then rename)
+  every ``checkpoint_every`` steps and at the end; ``resume=True`` continues from one to the same
+  result as an uninterrupted run (the random state is saved with the weights);
 - stops on a NaN or inf loss with :class:`TrainingDiverged`, leaving the last good checkpoint alone.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from .checkpoints import load_checkpoint, save_checkpoint  # re-exported: the loop's checkpoint files
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "lr_factor", "pick_device", "device_name", "save_checkpoint", "load_checkpoint", "autocast_dtype", "autocast"]
 
@@ -74,20 +75,6 @@ class TrainResult:
     history: list                   # [(step, mean loss over the last log_every steps), ...]
     seconds: float                  # training wall time in this call
     images_per_second: float
-
-
-def save_checkpoint(state: dict, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``: tensors and plain containers only, no code."""
-    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def lr_factor(k: int, config: TrainConfig) -> float:

@@ -1,0 +1,91 @@
+r"""Sanity gates: a verdict about a *family* is computed only when the models it rests on work.
+
+"Block-wise diffusion fails" is a claim about a family; a badly trained block model makes it about the training.
+So a lesson states its gates before it measures, shows them, and passes its family verdicts through
+:func:`judged`: when a gate fails, the verdict reads "not judged: <gate> failed", which is a valid verdict.
+
+>>> g = fid_within_floor("DDPM's best sampler", fid=17.7, floor=12.8)       # passes: 1.38x the floor
+>>> judged(lambda: ledger.verdict("block-wise", "DDPM"), g, no_worse("block denoiser vs DDPM", err_block, err_ddpm))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .resampling import bootstrap_means
+
+__all__ = ["Gate", "fid_within_floor", "no_worse", "bpd_within", "judged", "gates_table"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One sanity check: its name, the rule stated before measuring, what was measured, and whether it passed."""
+    name: str
+    rule: str
+    measured: str
+    passed: bool
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.measured} ({self.rule}): {'passed' if self.passed else 'FAILED'}"
+
+
+def _finite(**values):
+    for k, v in values.items():
+        if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v)):
+            raise ValueError(f"{k} must be a finite number, got {v!r}")
+
+
+def fid_within_floor(name: str, fid: float, floor: float, factor: float = 1.5) -> Gate:
+    """The model's best sampler scores within ``factor`` times the real floor (FID of real training images against
+    the test images at the same n and feature network): FID <= factor x floor."""
+    _finite(fid=fid, floor=floor, factor=factor)
+    if floor <= 0 or factor < 1:
+        raise ValueError(f"floor must be > 0 and factor >= 1, got floor {floor}, factor {factor}")
+    return Gate(name, f"FID <= {factor:g} x the real floor {floor:.1f}", f"FID {fid:.1f} = {fid / floor:.2f} x floor",
+                fid <= factor * floor)
+
+
+def no_worse(name: str, errors, reference_errors, k: float = 2.0, draws: int = 200, seed: int = 0) -> Gate:
+    r"""A model that sees more (e.g. a block denoiser with the clean rows above) is no worse than the reference
+    on the same items: the mean of the paired differences :math:`e_i - e^\text{ref}_i` is not above 0 by more than
+    ``k`` bootstrap sds. Both arrays hold one error per item (e.g. each test image's ε-MSE on the same pixels,
+    the same t and ε), item i of both from the same input.
+    """
+    e, r = np.asarray(errors, np.float64).ravel(), np.asarray(reference_errors, np.float64).ravel()
+    if len(e) != len(r) or len(e) < 2:
+        raise ValueError(f"errors and reference_errors must be paired, one per item (>= 2), got {len(e)} and {len(r)}")
+    if not (np.isfinite(e).all() and np.isfinite(r).all()):
+        raise ValueError("errors must be finite")
+    if not k > 0:
+        raise ValueError(f"k must be > 0, got {k}")
+    d = bootstrap_means(e - r, draws=draws, seed=seed)[:, 0]
+    gap, sd, ratio = float((e - r).mean()), float(d.std(ddof=1)), float(e.mean() / r.mean()) if r.mean() else math.inf
+    return Gate(name, f"mean paired error difference not above 0 by more than {k:g} sd",
+                f"error ratio {ratio:.2f}, difference {gap:.3g} ± {sd:.2g}", gap <= k * sd)
+
+
+def bpd_within(name: str, bpd: float, reference: float, tolerance: float) -> Gate:
+    """A likelihood model's bits/dim within ``tolerance`` of a stated reference (e.g. a published model of its
+    kind): bpd <= reference + tolerance."""
+    _finite(bpd=bpd, reference=reference, tolerance=tolerance)
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    return Gate(name, f"bits/dim <= {reference:.3f} + {tolerance:g}", f"{bpd:.3f} bits/dim", bpd <= reference + tolerance)
+
+
+def judged(verdict, *gates: Gate):
+    """``verdict()`` when every gate passed; otherwise "not judged: <names> failed" (``verdict`` is not called)."""
+    if not gates or not all(isinstance(g, Gate) for g in gates):
+        raise ValueError("give one or more Gate objects: a family verdict rests on stated gates")
+    failed = [g.name for g in gates if not g.passed]
+    return verdict() if not failed else f"not judged: {'; '.join(failed)} failed"
+
+
+def gates_table(gates) -> str:
+    """The gates as a markdown table: gate, rule, measured, result."""
+    from .claims import claims_table
+
+    return claims_table([(g.name, g.rule, g.measured, "passed" if g.passed else "failed") for g in gates],
+                        header=("gate", "rule", "measured", "result"))
