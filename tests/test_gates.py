@@ -19,11 +19,16 @@ def test_no_worse_gate_on_paired_errors():
     rng = np.random.default_rng(0)
     ref = rng.gamma(2.0, 0.05, 500)                                         # the unconditional model's errors
     assert no_worse("sees more", ref * 0.9 + rng.normal(0, 0.001, 500), ref).passed
-    assert no_worse("same", ref + rng.normal(0, 0.001, 500), ref).passed    # no worse: passes
+    assert no_worse("same", ref + rng.normal(0, 0.001, 500), ref).passed    # equal, measured tightly: passes
     bad = no_worse("block model", ref * 1.18, ref)                          # issue 28's median ratio
     assert not bad.passed and "ratio 1.18" in bad.measured
+    noisy = no_worse("noisy", ref[:20] + rng.normal(0, 0.05, 20), ref[:20])  # no evidence either way: fails
+    assert not noisy.passed
+    assert no_worse("wide margin", ref * 1.18, ref, margin=0.25).passed
     with pytest.raises(ValueError, match="paired"):
         no_worse("x", ref, ref[:10])
+    with pytest.raises(ValueError, match="margin"):
+        no_worse("x", ref, ref, margin=0)
 
 
 def test_bpd_gate_and_judged():

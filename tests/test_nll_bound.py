@@ -27,9 +27,9 @@ class LinearDenoiser(torch.nn.Module):
         return (self.c[t].view(-1, 1, 1, 1) * x_t.double()).float()
 
 
-def exact_nll_bits(model, schedule, pixels):
-    """-log2 p(x0) per dimension for the linear chain: every step is linear-Gaussian, so the model's marginal of
-    x0 before discretisation is N(0, var) in each dimension, and each pixel's probability is its bin's mass."""
+def chain_variance(model, schedule) -> float:
+    """The variance of the linear chain's x0 before discretisation: every step is linear-Gaussian, so its marginal is
+    N(0, var) in each dimension."""
     abar = schedule.alphas_cumprod.double()
     c1, c2 = schedule.posterior_mean_coef1.double(), schedule.posterior_mean_coef2.double()
     post_var = schedule.posterior_variance.double()
@@ -38,7 +38,13 @@ def exact_nll_bits(model, schedule, pixels):
     for t in range(schedule.T - 1, 0, -1):
         a = c1[t] * g[t] + c2[t]
         var = a ** 2 * var + post_var[t]
-    var = float(g[0] ** 2 * var + post_var[1])                    # the decoder's mean g_0 x, variance of step 1
+    return float(g[0] ** 2 * var + post_var[1])                   # the decoder's mean g_0 x, variance of step 1
+
+
+def exact_nll_bits(model, schedule, pixels):
+    """-log2 p(x0) per dimension for the linear chain: N(0, var) in each dimension (:func:`chain_variance`), and each
+    pixel's probability is its bin's mass."""
+    var = chain_variance(model, schedule)
     x = pixels.double().numpy() / 127.5 - 1
     sd = math.sqrt(var)
     hi = np.where(x > 0.999, 1.0, norm.cdf((x + 1 / 255) / sd))
@@ -90,6 +96,26 @@ def test_bound_lies_above_the_exact_nll_and_the_stratified_estimate_is_unbiased(
     full = out["diffusion"][:400]                                          # the same image, every step
     diff = means.mean() - full.mean()
     assert abs(diff) < 4 * (means.std() / 40 ** 0.5 + full.std() / 400 ** 0.5)
+
+
+@pytest.mark.parametrize("v", [V, 3.0])
+def test_the_clipped_bound_is_still_a_bound(v):
+    """clip_x0=True is the bound of the clipped reverse process, a model of its own, so it bounds that model's -log p.
+    On data drawn from the linear chain's own (exactly known) marginal, the mean of any model's -log p is at least the
+    chain's (Gibbs' inequality: cross-entropy >= entropy); so the clipped bound's mean lies above the chain's exact NLL.
+    With v = 3 the denoiser's x0_hat leaves [-1, 1] often, so clipping acts on the terms."""
+    model = LinearDenoiser(SCHEDULE, v)
+    sd = chain_variance(model, SCHEDULE) ** 0.5
+    z = torch.randn(3000, 1, 2, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * sd
+    pixels = ((z + 1) * 127.5).round().clamp(0, 255).long()          # the discretised marginal the decoder scores
+    exact = torch.from_numpy(exact_nll_bits(model, SCHEDULE, pixels))
+    clipped = nll_bound(model, pixels, SCHEDULE, generator=torch.Generator().manual_seed(6), clip_x0=True)
+    free = nll_bound(model, pixels, SCHEDULE, generator=torch.Generator().manual_seed(6))
+    gap = clipped["total"] - exact                                    # (3000,)
+    assert gap.mean() > 3 * gap.std() / len(gap) ** 0.5, (gap.mean(), gap.std())
+    assert torch.isfinite(clipped["total"]).all() and (clipped["terms"] >= 0).all()
+    changed = (clipped["terms"] - free["terms"]).abs().max().item()  # the largest change of a term, bits/dim
+    assert changed > (0.1 if v > 1 else 0.0)                          # clipping acts
 
 
 def test_snr_strata_cover_the_steps_and_isolate_the_cosine_schedules_last_step():

@@ -29,12 +29,25 @@ def test_trailing_spacing_makes_every_step_a_real_jump():
     assert timestep_sequence(599, 3) == [599, 399, 199]              # from an intermediate start (AR priors)
     for spacing in SPACINGS:                                         # S = t_start + 1: every step, distinct
         assert timestep_sequence(9, 10, spacing) == list(range(9, -1, -1))
+        assert timestep_sequence(999, 1, spacing) == [999]           # one jump from the start, for every spacing
+
+
+@pytest.mark.parametrize("t_start", [999, 599, 99])
+def test_every_step_count_gives_that_many_distinct_steps_in_range(t_start):
+    """For every S: S distinct descending steps in [0, t_start]. (A float arange can hold S + 1 values, the last
+    ~1e-13 and so step -1: diffusers' trailing spacing has that bug, e.g. T = 1000, S = 61.)"""
+    for spacing in SPACINGS:
+        for steps in range(1, t_start + 2):
+            seq = timestep_sequence(t_start, steps, spacing)
+            assert len(seq) == steps and min(seq) >= 0 and max(seq) <= t_start, (spacing, steps, seq[-3:])
+            assert seq == sorted(set(seq), reverse=True)
+    assert timestep_sequence(999, 61)[-1] == 15
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
 def test_spacing_equals_diffusers(spacing):
     diffusers = pytest.importorskip("diffusers")
-    for steps in (1, 2, 3, 5, 7, 10, 20, 25, 50, 64, 100, 333, 1000):
+    for steps in (2, 3, 5, 7, 10, 20, 25, 50, 64, 100, 333, 1000):     # S = 1: diffusers' [0] is not a sampler
         ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing)
         ref.set_timesteps(steps)
         assert timestep_sequence(999, steps, spacing) == ref.timesteps.tolist(), (spacing, steps)
@@ -107,6 +120,8 @@ def test_dpm_solver_step_by_hand():
     want = s[tn] / s[t] * x - a[tn] * torch.expm1(-h) * D
     torch.testing.assert_close(dpm_solver_pp_step(x, x0, t, tn, SCHED, x0_prev, tp), want.float(), atol=1e-5, rtol=0)
     assert torch.equal(dpm_solver_pp_step(x, x0, t, -1, SCHED), x0)      # to sigma = 0: the data prediction
+    with pytest.raises(ValueError, match="first order"):
+        dpm_solver_pp_step(x, x0, t, -1, SCHED, x0_prev, tp)
     with pytest.raises(ValueError, match="t_next"):
         dpm_solver_pp_step(x, x0, t, t, SCHED)
     with pytest.raises(ValueError, match="go together"):
@@ -127,13 +142,49 @@ def test_clip_x0_is_explicit_and_the_same_for_every_method(method):
     assert clipped.abs().max() <= 1 + 1e-5
 
 
+def test_clipping_acts_in_every_dpm_solver_step():
+    """Three clipped DPM-Solver++ steps by hand: the clipped x0_hat enters the first-order step, the second-order
+    step (as x0_hat and as the previous one) and the last; the sampler must give exactly that."""
+    model = GaussianEpsilon(SCHED, 2.0, 1.0)                              # data far outside [-1, 1]
+    x_T = torch.randn(16, 1, 2, 2, generator=torch.Generator().manual_seed(4))
+    abar = SCHED.alphas_cumprod
+
+    def x0(x, t, clip=True):
+        eps = model(x, torch.full((len(x),), t))
+        x0_hat = (x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        return x0_hat.clamp(-1, 1) if clip else x0_hat
+
+    def run(clip):
+        t1, t2, t3 = timestep_sequence(999, 3)
+        a = x0(x_T, t1, clip)
+        x1 = dpm_solver_pp_step(x_T, a, t1, t2, SCHED)
+        b = x0(x1, t2, clip)
+        x2 = dpm_solver_pp_step(x1, b, t2, t3, SCHED, a, t1)
+        return x0(x2, t3, clip), (a, b)
+
+    want, _ = run(True)
+    end_only, (a, b) = run(False)
+    assert a.max() > 1.5 and b.max() > 1.5                               # clipping is active at every step here
+    assert (want - end_only.clamp(-1, 1)).abs().max() > 1e-3             # so clipping only at the end would differ
+    got = sample(model, SCHED, x_T.shape, steps=3, method="dpm-solver++", x_T=x_T, clip_x0=True)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("method", ["ddpm", "dpm-solver++"])
 def test_batch_size_changes_nothing(method):
-    """The network runs on chunks of batch_size images; the random draws are the whole batch's, so nothing changes."""
-    model = GaussianEpsilon(SCHED, MU, S)
-    run = [sample(model, SCHED, (10, 1, 2, 2), steps=8, method=method, batch_size=b,
-                  generator=torch.Generator().manual_seed(3)) for b in (3, 64)]
-    torch.testing.assert_close(run[0], run[1], atol=1e-6, rtol=0)
+    """The network runs on chunks of batch_size images; the random draws are the whole batch's, so nothing changes
+    but rounding, on a real convolutional network as on the per-pixel Gaussian one."""
+    from ardiff.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, image_size=8, base_channels=8, channel_mults=[1, 2], num_res_blocks=1, attention=True,
+               num_heads=2, groups=4)
+    sched = NoiseSchedule.linear(50)
+    for model, shape in ((GaussianEpsilon(SCHED, MU, S), (10, 1, 2, 2)), (net, (10, 1, 8, 8))):
+        schedule = SCHED if shape[-1] == 2 else sched
+        run = [sample(model, schedule, shape, steps=8, method=method, batch_size=b,
+                      generator=torch.Generator().manual_seed(3)) for b in (3, 64)]
+        torch.testing.assert_close(run[0], run[1], atol=1e-5, rtol=0)
 
 
 def test_sample_argument_errors():
@@ -143,15 +194,6 @@ def test_sample_argument_errors():
                     (dict(t_start=1000), "t_start"), (dict(steps=0), "steps")):
         with pytest.raises(ValueError, match=msg):
             sample(model, SCHED, (2, 1, 2, 2), **kw)
-
-
-def test_ancestral_trailing_on_every_step_is_plain_ddpm():
-    """S = T: trailing visits every step, so the respaced chain is the original one, draw for draw."""
-    sched = NoiseSchedule.linear(50)
-    model = GaussianEpsilon(sched, MU, S)
-    a, b = (sample(model, sched, (8, 1, 2, 2), method="ddpm", spacing=sp, generator=torch.Generator().manual_seed(0))
-            for sp in ("trailing", "linspace"))
-    assert torch.equal(a, b)
 
 
 class BlockEps(torch.nn.Module):

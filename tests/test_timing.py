@@ -40,7 +40,7 @@ def test_calls_per_batch_and_the_batch_under_the_cap():
     assert [t[r].regime for r in t] == ["latency", "throughput"]
     assert t["latency"].batch == 1 and t["throughput"].batch == 8 and t["throughput"].memory_gb == 4.0
     # batch 16 is predicted at 8 GB > 5 from batch 8's 4 GB, so it is never called
-    assert calls[16] == 0 and "batch 16 predicted 8 GB from batch 8" in t["throughput"].note
+    assert calls[16] == 0 and "batch 16 predicted 8 GB (a line through batches 4 and 8)" in t["throughput"].note
     assert calls[8] == 2 + 5                          # warm-up (the first call is its memory probe) + repeats
     assert calls[2] == calls[4] == 1                  # one memory probe each
     assert calls[1] == (2 + 5) + 2                    # latency; then the throughput search's warm-up and probe
@@ -97,15 +97,16 @@ def test_median_and_interquartile_range_of_injected_times():
 def test_compare_interleaves_the_sides_and_names_the_regimes():
     log = []
     a, b = (lambda k: log.append(("A", k))), (lambda k: log.append(("B", k)))
-    # latency: A 3 s, B 1 s per call; throughput at batch 4: A 4 s (1 s/image), B 8 s (2 s/image); alternating
-    durations = [3.0, 1.0] * 5 + [4.0, 8.0] * 5
+    # latency: A 3 s, B 1 s per call; throughput at batch 4: A 4 s (1 s/image), B 8 s (2 s/image); in the order
+    # A B, B A, A B, ...
+    durations = [3.0, 1.0, 1.0, 3.0] * 2 + [3.0, 1.0] + [4.0, 8.0, 8.0, 4.0] * 2 + [4.0, 8.0]
     c = compare_speed(a, b, names=("PixelCNN", "DDIM-10"), batch_sizes=(1, 4), memory=linear_memory(0.1),
                       device="cpu", clock=clock_of(durations))
     assert c.ratio == {"latency": 3.0, "throughput": 0.5}
     assert c.a["throughput"].batch == c.b["throughput"].batch == 4
     assert c.verdict == ("latency (batch 1): PixelCNN is 3x slower than DDIM-10; throughput (batch 4): "
                          "PixelCNN is 2x faster than DDIM-10 — the regimes disagree")
-    assert [name for name, _ in log[-10:]] == ["A", "B"] * 5   # the timed repeats alternate
+    assert [name for name, _ in log[-10:]] == ["A", "B", "B", "A"] * 2 + ["A", "B"]   # the timed repeats alternate
 
 
 def test_verdict_level_agreeing_and_different_batches():
@@ -176,3 +177,17 @@ def test_a_real_model_end_to_end():
     for timing in t.values():
         assert len(timing.repeats) == 5 and min(timing.repeats) > 0
         assert timing.iqr[0] <= timing.seconds_per_image <= timing.iqr[1] and timing.memory_gb >= 0
+
+
+def test_a_fixed_memory_overhead_does_not_rule_out_batches_that_fit():
+    """0.5 GB fixed + 0.01 GB per image: in proportion to batch 1 (0.51 GB), batch 8 would be predicted at 4.1 GB;
+    the line through two measured batches predicts 0.58 GB, so every listed batch under the cap is tried."""
+    calls, fn = counting()
+
+    def overhead(fn, b, device):
+        fn(b)
+        return 0.5 + 0.01 * b
+
+    t = seconds_per_image(fn, batch_sizes=(1, 2, 8, 64, 512), memory_cap_gb=2, regimes=("throughput",),
+                          memory=overhead, device="cpu", clock=clock_of([1.0] * 5))
+    assert t["throughput"].batch == 64 and calls[512] == 0        # 512 is predicted at 5.6 GB: not run

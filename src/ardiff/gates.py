@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -47,23 +48,33 @@ def fid_within_floor(name: str, fid: float, floor: float, factor: float = 1.5) -
                 fid <= factor * floor)
 
 
-def no_worse(name: str, errors, reference_errors, k: float = 2.0, draws: int = 200, seed: int = 0) -> Gate:
-    r"""A model that sees more (e.g. a block denoiser with the clean rows above) is no worse than the reference
-    on the same items: the mean of the paired differences :math:`e_i - e^\text{ref}_i` is not above 0 by more than
-    ``k`` bootstrap sds. Both arrays hold one error per item (e.g. each test image's ε-MSE on the same pixels,
-    the same t and ε), item i of both from the same input.
+def no_worse(name: str, errors, reference_errors, margin: float = 0.05, alpha: float = 0.05, draws: int = 200,
+             seed: int = 0) -> Gate:
+    r"""A model that sees more (e.g. a block denoiser with the clean rows above) is no worse than the reference on the
+    same items, by a non-inferiority test: with :math:`d_i = e_i - e^\text{ref}_i`, it passes when
+    :math:`\bar d + z_{1-\alpha}\,\mathrm{sd}_\text{boot}(\bar d) < \delta\,\bar e^\text{ref}`, i.e. the one-sided upper
+    confidence bound of the mean extra error is below ``margin`` (δ, relative) of the reference's mean error. A small
+    or noisy sample fails it: no evidence of being worse is not enough.
+
+    Args:
+        errors, reference_errors: one error per item (e.g. each test image's ε-MSE on the same pixels, the same t
+            and ε), item i of both from the same input; >= 2 items.
+        margin: the relative margin δ > 0, stated before measuring. alpha: the one-sided level.
     """
     e, r = np.asarray(errors, np.float64).ravel(), np.asarray(reference_errors, np.float64).ravel()
     if len(e) != len(r) or len(e) < 2:
         raise ValueError(f"errors and reference_errors must be paired, one per item (>= 2), got {len(e)} and {len(r)}")
-    if not (np.isfinite(e).all() and np.isfinite(r).all()):
-        raise ValueError("errors must be finite")
-    if not k > 0:
-        raise ValueError(f"k must be > 0, got {k}")
+    if not (np.isfinite(e).all() and np.isfinite(r).all()) or r.mean() <= 0:
+        raise ValueError("errors must be finite, and the reference's mean error > 0")
+    _finite(margin=margin, alpha=alpha)
+    if margin <= 0 or not 0 < alpha < 0.5:
+        raise ValueError(f"margin must be > 0 and alpha in (0, 0.5), got margin {margin}, alpha {alpha}")
     d = bootstrap_means(e - r, draws=draws, seed=seed)[:, 0]
-    gap, sd, ratio = float((e - r).mean()), float(d.std(ddof=1)), float(e.mean() / r.mean()) if r.mean() else math.inf
-    return Gate(name, f"mean paired error difference not above 0 by more than {k:g} sd",
-                f"error ratio {ratio:.2f}, difference {gap:.3g} ± {sd:.2g}", gap <= k * sd)
+    gap, sd = float((e - r).mean()), float(d.std(ddof=1))
+    upper = gap + NormalDist().inv_cdf(1 - alpha) * sd
+    return Gate(name, f"mean extra error below {margin:.0%} of the reference's (one-sided, α = {alpha:g})",
+                f"error ratio {e.mean() / r.mean():.2f}; extra error {gap:.3g} ± {sd:.2g} (upper bound "
+                f"{upper / r.mean():+.1%} of the reference's)", upper < margin * r.mean())
 
 
 def bpd_within(name: str, bpd: float, reference: float, tolerance: float) -> Gate:

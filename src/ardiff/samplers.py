@@ -5,12 +5,15 @@ A sampler with S network evaluations visits S timesteps :math:`t_1 > \dots > t_S
 
 - ``"trailing"`` (the default; Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed",
   Table 2): S evenly spaced steps ending one stride above 0, e.g. T = 1000, S = 5: [999, 799, 599, 399, 199].
-  Every evaluation is a real jump; t = 0 is visited only when S = T.
+  Every evaluation is a real jump; the last is at round(T/S) - 1, so t = 0 is visited only when S > 2T/3.
 - ``"linspace"``: from t_start down to 0, both ends included: S = 2 is [999, 0], and its last evaluation lands
   where almost no noise is left, so S = 2 samples like S = 1 (the book's lessons used it before).
 - ``"leading"``: multiples of T // S from 0: S = 5 is [800, 600, 400, 200, 0]; it never starts at pure noise.
 
-The same names and values as diffusers' ``timestep_spacing`` (tested against it).
+The same names and values as diffusers' ``timestep_spacing`` (tested against it), with two exceptions where
+diffusers is wrong: S = 1 is always [t_start] (one jump from the start; diffusers' linspace and leading give [0],
+which denoises pure noise as if it were almost clean), and trailing never emits a step below 0 (diffusers' float
+``arange`` returns S + 1 values for some S, e.g. T = 1000, S = 61, ending in -1).
 
 The loops are in :func:`sample`; the steps they take live where the paper does: :func:`ardiff.ddpm.ddpm_step`
 (Ho et al. 2020), :func:`ardiff.ddpm.ddim_step` (Song et al. 2021) and :func:`dpm_solver_pp_step` here
@@ -40,11 +43,12 @@ def timestep_sequence(t_start: int, steps: int, spacing: str = "trailing") -> li
 
     With :math:`N = t_\text{start} + 1` steps available and S = ``steps``:
 
-    - trailing: :math:`\operatorname{round}(N - iN/S) - 1`, i = 0..S-1 (first t_start, last N/S - 1);
+    - trailing: :math:`\operatorname{round}(N - iN/S) - 1`, i = 0..S-1 (first t_start, last round(N/S) - 1);
     - linspace: :math:`\operatorname{round}(t_\text{start}\,(S-1-i)/(S-1))` (first t_start, last 0);
     - leading: :math:`i \lfloor N/S \rfloor`, i = S-1..0 (last 0).
 
-    For t_start = T - 1 these are diffusers' ``timestep_spacing`` options of the same names.
+    S = 1 is [t_start] for every spacing. For t_start = T - 1 and S > 1 these are diffusers' ``timestep_spacing``
+    options of the same names (but for the extra trailing step below 0 that diffusers emits for some S).
 
     Args:
         t_start: the step of the starting point, >= 0. steps: S in [1, t_start + 1].
@@ -57,8 +61,10 @@ def timestep_sequence(t_start: int, steps: int, spacing: str = "trailing") -> li
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= t_start + 1:
         raise ValueError(f"steps must be an int in [1, t_start + 1] = [1, {t_start + 1}], got {steps!r}")
     n = t_start + 1
-    if spacing == "trailing":
-        seq = torch.arange(n, 0, -n / steps, dtype=torch.float64).round().long() - 1
+    if steps == 1:
+        return [t_start]
+    if spacing == "trailing":   # a float arange can hold S + 1 values (the last ~1e-13, i.e. step -1): keep S
+        seq = torch.arange(n, 0, -n / steps, dtype=torch.float64)[:steps].round().long() - 1
     elif spacing == "linspace":
         seq = torch.linspace(0, t_start, steps, dtype=torch.float64).round().long().flip(0)
     else:
@@ -88,8 +94,8 @@ def dpm_solver_pp_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: 
     :math:`\hat x_0^{\,\text{prev}}` at ``t_prev`` > t, the multistep second order
     :math:`D = (1 + \tfrac{1}{2r})\hat x_0 - \tfrac{1}{2r}\hat x_0^{\,\text{prev}}`,
     :math:`r = (\lambda_t - \lambda_{t_\text{prev}})/h`. ``t_next = -1`` is σ = 0 (the data): there
-    :math:`h = \infty` and the step returns :math:`D`; Algorithm 2's final step is first order, so it returns
-    :math:`\hat x_0`.
+    :math:`h = \infty`, r = 0, and only the first-order step is defined: it returns :math:`\hat x_0`, as
+    Algorithm 2's final step does.
 
     Args:
         x_t, x0_hat, x0_hat_prev: (B, C, H, W). t, t_next, t_prev: ints, 0-indexed (t_next >= -1).
@@ -102,21 +108,24 @@ def dpm_solver_pp_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: 
         raise ValueError("x0_hat_prev and t_prev go together (both for second order, neither for first)")
     if t_prev is not None and t_prev <= t:
         raise ValueError(f"t_prev must be > t = {t}, got {t_prev}")
+    if t_prev is not None and t_next < 0:
+        raise ValueError("the step to sigma = 0 (t_next = -1) is first order (h is infinite): pass no x0_hat_prev")
     _, sigma_s, lam_s = _alpha_sigma_lambda(schedule, t)
     alpha_n, sigma_n, lam_n = _alpha_sigma_lambda(schedule, t_next)
+    if t_next < 0:                      # sigma_{t'} = 0, e^{-h} = 0: x_{t'} = x0_hat (first order)
+        return x0_hat
+    h = lam_n - lam_s
     D = x0_hat
     if t_prev is not None:
-        r = (lam_s - _alpha_sigma_lambda(schedule, t_prev)[2]) / (lam_n - lam_s)    # h_{i-1} / h_i
+        r = (lam_s - _alpha_sigma_lambda(schedule, t_prev)[2]) / h                    # h_{i-1} / h_i
         D = (1 + 1 / (2 * r)) * x0_hat - 1 / (2 * r) * x0_hat_prev
-    if t_next < 0:                      # sigma_{t'} = 0, e^{-h} = 0: x_{t'} = D
-        return D
-    h = lam_n - lam_s
     return (sigma_n / sigma_s) * x_t - alpha_n * math.expm1(-h) * D
 
 
 def predict_eps(model, x: torch.Tensor, t: int, y=None, batch_size: int = EVAL_BATCH, amp_context=None) -> torch.Tensor:
-    """:math:`\varepsilon_\theta(x, t[, y])` of the whole batch, run in chunks of ``batch_size`` images (the same numbers;
-    cache-sized batches are 2-3x faster on the CPU than one call on 1,000 images), as float32.
+    r""":math:`\varepsilon_\theta(x, t[, y])` of the whole batch, run in chunks of ``batch_size`` images (the same numbers
+    up to floating-point rounding, which kernels chosen by batch size may change; identical for mnist-ddpm on the
+    project's CPU; cache-sized batches are 2-3x faster there than one call on 1,000 images), as float32.
 
     Args:
         x: (B, C, H, W) network inputs. t: the timestep of all of them. y: optional (B,) labels.
@@ -150,7 +159,8 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
 
     ``clip_x0=True`` clips every :math:`\hat x_0` to [-1, 1] before it is used, in every method. The network runs on
     chunks of ``batch_size`` images; the random draws are those of the whole batch, so the result does not depend
-    on it.
+    on it (up to floating-point rounding). The trajectory records the :math:`\hat x_0` each step used (clipped with
+    ``clip_x0``).
 
     Args:
         model: ``model(x_t, t[, y]) -> eps``.
@@ -212,6 +222,7 @@ def _loop(model, schedule, x, seq, method, eta, y, clip_x0, generator, batch_siz
         eps = predict_eps(model, x, t, y, batch_size, amp_context)
         if traj is not None:
             x0_hat = predict_x0(x, eps, t, schedule)
+            x0_hat = x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
             traj["t"].append(t), traj["x_t"].append(x.cpu()), traj["x0_hat"].append(x0_hat.cpu())
         if method == "dpm-solver++":
             x0_hat = _x0_from_eps(x, eps, schedule.alphas_cumprod[t].to(x))

@@ -8,7 +8,7 @@ launch, a network call) per image; a large batch shares it. So a speed claim nam
 
 Each regime reports the median of ``repeats`` >= 5 timed calls, after ``warmup`` untimed ones, and their spread,
 the interquartile range (25th to 75th percentile) of the repeats. :func:`compare_speed` times both sides of a
-comparison the same way, their repeats interleaved (A, B, A, B, ...) so that a drift of a shared machine hits both,
+comparison the same way, their repeats interleaved (A B, B A, A B, ...) so that a drift of a shared machine hits both,
 and writes a verdict that names each regime. (:func:`ardiff.metrics.timer` times a single call.)
 
 **Memory** is the peak that one call ``fn(b)`` adds to what the process already holds, in GB (1e9 bytes), read
@@ -22,9 +22,10 @@ on untimed calls only:
 - CPU elsewhere: a thread samples ``psutil``'s resident set every millisecond (a shorter peak can be missed).
 
 The throughput search runs the listed batches from the smallest up and stops at the first one that is predicted
-or measured to exceed the cap (or that runs out of CUDA memory). The prediction scales the peak of the largest
-batch measured so far in proportion to the batch, an upper bound when memory grows linearly with a fixed part
->= 0, so a batch predicted over the cap is never run.
+or measured to exceed the cap (or that runs out of CUDA memory). The prediction extends a line through the two
+largest batches measured so far (a fixed part plus a per-image part; with one measurement, in proportion to it),
+so a fixed overhead does not rule out batches that fit. A batch predicted over the cap is never run; one that is
+run and measured over the cap stops the search and is not used.
 """
 from __future__ import annotations
 
@@ -179,6 +180,17 @@ def _check(fns, batch_sizes, memory_cap_gb, repeats, warmup, regimes, device, me
                          f"memory=fn(gen, batch, device) -> GB, or regimes=('latency',)")
 
 
+def _predict(measured: dict, b: int):
+    """Peak GB at batch ``b`` from the batches measured so far: a line through the two largest (a fixed part plus a
+    per-image part, never below the largest measurement), or in proportion to the one there is."""
+    ref = sorted(measured)[-2:]
+    if len(ref) == 1:
+        return measured[ref[0]] * b / ref[0], f"in proportion to batch {ref[0]}"
+    (b0, m0), (b1, m1) = [(k, measured[k]) for k in ref]
+    slope = max((m1 - m0) / (b1 - b0), 0.0)
+    return max(m1 + slope * (b - b1), m1), f"a line through batches {b0} and {b1}"
+
+
 def _choose_batch(fn, regime, batch_sizes, cap, warmup, read):
     """The regime's batch and its peak memory, calling ``fn`` for warm-up and memory probes.
 
@@ -193,10 +205,9 @@ def _choose_batch(fn, regime, batch_sizes, cap, warmup, read):
     measured, stop = {}, ""
     for b in sizes:
         if measured:
-            ref = max(measured)
-            predicted = measured[ref] * b / ref     # in proportion to the largest batch measured so far
+            predicted, how = _predict(measured, b)
             if predicted > cap:
-                stop = f"; batch {b} predicted {predicted:.3g} GB from batch {ref}, not run"
+                stop = f"; batch {b} predicted {predicted:.3g} GB ({how}), not run"
                 break
         try:
             gb = read(fn, b)
@@ -236,8 +247,9 @@ def _measure(fns, batch_sizes, memory_cap_gb, repeats, warmup, device, regimes, 
             for _ in range(warmup - calls):         # the rest of the warm-up at the chosen batch
                 fn(b)
         times = [[] for _ in fns]
-        for _ in tqdm(range(repeats), desc=regime, disable=not progress, leave=False):
-            for fn, (b, *_), ts in zip(fns, plans, times):
+        sides = list(zip(fns, plans, times))
+        for k in tqdm(range(repeats), desc=regime, disable=not progress, leave=False):
+            for fn, (b, *_), ts in (sides if k % 2 == 0 else sides[::-1]):   # A B, B A, ...: drift hits both
                 sync()
                 start = clock()
                 fn(b)
