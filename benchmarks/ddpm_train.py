@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from ardiff import ddpm, zoo
+from ardiff import ddpm, samplers, zoo
 from ardiff.data import load_mnist
 from ardiff.metrics import FidMnist
 from ardiff.profiles import get_profile
@@ -27,7 +27,7 @@ from ardiff.train import pick_device, train
 
 def score(model, schedule, fid, device):
     g = torch.Generator(device).manual_seed(0)
-    return fid(ddpm.sample(model, schedule, (fid.n, 1, 28, 28), steps=50, method="ddim", generator=g))
+    return fid(samplers.sample(model, schedule, (fid.n, 1, 28, 28), steps=50, method="ddim", generator=g))
 
 
 def library_loop(x, schedule, recipe, seconds, evals, fid, device):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ardiff import NoiseSchedule, ddpm
+from ardiff import NoiseSchedule, ddpm, samplers
 from ardiff.unet import UNet, UNetConfig, timestep_embedding
 
 S = NoiseSchedule.linear(1000)
@@ -102,40 +102,40 @@ class ZeroEps(torch.nn.Module):
 def test_ddim_eta0_is_deterministic_and_ddpm_is_seeded():
     m = ZeroEps()
     x_T = torch.randn(2, 1, 4, 4)
-    a = ddpm.sample(m, S, x_T.shape, steps=20, method="ddim", x_T=x_T, generator=torch.Generator().manual_seed(0))
-    b = ddpm.sample(m, S, x_T.shape, steps=20, method="ddim", x_T=x_T, generator=torch.Generator().manual_seed(1))
+    a = samplers.sample(m, S, x_T.shape, steps=20, method="ddim", x_T=x_T, generator=torch.Generator().manual_seed(0))
+    b = samplers.sample(m, S, x_T.shape, steps=20, method="ddim", x_T=x_T, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
-    c = ddpm.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(0))
-    d = ddpm.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(0))
-    e = ddpm.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(1))
+    c = samplers.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(0))
+    d = samplers.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(0))
+    e = samplers.sample(m, S, x_T.shape, steps=20, method="ddpm", x_T=x_T, generator=torch.Generator().manual_seed(1))
     assert torch.equal(c, d) and not torch.equal(c, e)
 
 
 def test_sample_from_t_start_and_trajectory():
     m = ZeroEps()
     x = torch.randn(2, 1, 4, 4)
-    out, traj = ddpm.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True)
+    out, traj = samplers.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True)
     assert traj["t"] == [300, 240, 180, 119, 59]                                 # trailing spacing (the default)
-    _, traj = ddpm.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True,
+    _, traj = samplers.sample(m, S, x.shape, steps=5, method="ddim", x_T=x, t_start=300, return_trajectory=True,
                           spacing="linspace")
     assert traj["t"] == [300, 225, 150, 75, 0]
     assert len(traj["x_t"]) == len(traj["x0_hat"]) == 5 and torch.equal(traj["x_t"][0], x)
     assert out.shape == x.shape
-    assert ddpm.timestep_sequence(999, 1000) == list(range(999, -1, -1))
+    assert samplers.timestep_sequence(999, 1000) == list(range(999, -1, -1))
 
 
 def test_sample_bad_arguments():
     m = ZeroEps()
     with pytest.raises(ValueError, match="method must be one of"):
-        ddpm.sample(m, S, (1, 1, 2, 2), method="euler")
+        samplers.sample(m, S, (1, 1, 2, 2), method="euler")
     with pytest.raises(ValueError, match=r"t_start must be an int in \[0, T-1\]"):
-        ddpm.sample(m, S, (1, 1, 2, 2), t_start=1000)
+        samplers.sample(m, S, (1, 1, 2, 2), t_start=1000)
     with pytest.raises(ValueError, match=r"steps must be an int in \[1, t_start \+ 1\]"):
-        ddpm.sample(m, S, (1, 1, 2, 2), steps=0)
+        samplers.sample(m, S, (1, 1, 2, 2), steps=0)
     with pytest.raises(ValueError, match="eta must be in"):
-        ddpm.sample(m, S, (1, 1, 2, 2), method="ddim", eta=1.5, steps=3)
+        samplers.sample(m, S, (1, 1, 2, 2), method="ddim", eta=1.5, steps=3)
     with pytest.raises(ValueError, match="x_T must have shape"):
-        ddpm.sample(m, S, (1, 1, 2, 2), x_T=torch.zeros(2, 1, 2, 2))
+        samplers.sample(m, S, (1, 1, 2, 2), x_T=torch.zeros(2, 1, 2, 2))
     with pytest.raises(ValueError, match=r"t_prev must be in \[-1, t - 1\]"):
         ddpm.ddim_step(torch.zeros(1, 2), torch.zeros(1, 2), 5, 5, S)
 
@@ -143,9 +143,9 @@ def test_sample_bad_arguments():
 def test_x0_is_not_clipped_by_default():
     m = ZeroEps()
     x = torch.full((1, 1, 2, 2), 30.0)
-    out = ddpm.sample(m, S, x.shape, steps=2, method="ddim", x_T=x, t_start=10)
+    out = samplers.sample(m, S, x.shape, steps=2, method="ddim", x_T=x, t_start=10)
     assert out.abs().max() > 1
-    out = ddpm.sample(m, S, x.shape, steps=2, method="ddim", x_T=x, t_start=10, clip_x0=True)
+    out = samplers.sample(m, S, x.shape, steps=2, method="ddim", x_T=x, t_start=10, clip_x0=True)
     assert out.abs().max() <= 1 + 1e-5
 
 
@@ -177,7 +177,7 @@ def test_ancestral_sampler_recovers_gaussian_data_with_the_exact_noise_predictor
     sched = NoiseSchedule.linear(1000)
     mu, s = 0.3, 0.5
     g = torch.Generator().manual_seed(0)
-    x = ddpm.sample(GaussianEpsilon(sched, mu, s), sched, (4000, 1, 2, 2), method="ddpm", generator=g)
+    x = samplers.sample(GaussianEpsilon(sched, mu, s), sched, (4000, 1, 2, 2), method="ddpm", generator=g)
     assert x.mean().item() == pytest.approx(mu, abs=0.02)  # SE of the mean: 0.5 / sqrt(16000) = 0.004
     assert x.std().item() == pytest.approx(s, rel=0.03)
 
@@ -190,7 +190,7 @@ def test_ddim_matches_its_closed_form_on_gaussian_data(steps):
     sched = NoiseSchedule.linear(1000)
     mu, s = 0.3, 0.5
     abar = sched.alphas_cumprod.double()
-    seq = ddpm.timestep_sequence(999, steps) + [-1]
+    seq = samplers.timestep_sequence(999, steps) + [-1]
     mean, std = 0.0, 1.0
     for t, tp in zip(seq[:-1], seq[1:]):
         a, b = abar[t].sqrt(), (1 - abar[t]).sqrt()
@@ -198,7 +198,7 @@ def test_ddim_matches_its_closed_form_on_gaussian_data(steps):
         k = (a2 * a * s ** 2 + b2 * b) / (a ** 2 * s ** 2 + b ** 2)
         mean, std = float(a2 * mu + k * (mean - a * mu)), float(k * std)
     g = torch.Generator().manual_seed(0)
-    x = ddpm.sample(GaussianEpsilon(sched, mu, s), sched, (4000, 1, 2, 2), steps=steps, method="ddim", generator=g)
+    x = samplers.sample(GaussianEpsilon(sched, mu, s), sched, (4000, 1, 2, 2), steps=steps, method="ddim", generator=g)
     assert x.mean().item() == pytest.approx(mean, abs=0.015)  # 4 standard errors
     assert x.std().item() == pytest.approx(std, rel=0.025)
     assert std < s  # the discretisation loses variance

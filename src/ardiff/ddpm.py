@@ -2,7 +2,7 @@ r"""DDPM (Ho et al. 2020) and DDIM (Song et al. 2021): the noise-prediction loss
 
 Timesteps are 0-indexed (see :mod:`ardiff.schedules`); ``t_prev = -1`` means "the clean image",
 with :math:`\bar\alpha_{-1} = 1`. The predicted :math:`\hat x_0` is never clipped unless asked
-(``clip_x0=True``). The sample loops and timestep spacing are in :mod:`ardiff.samplers`.
+(``clip_x0=True``). The sample loops and timestep spacing are in :mod:`ardiff.samplers` (``ardiff.samplers.sample``).
 """
 from __future__ import annotations
 
@@ -14,15 +14,6 @@ from .schedules import NoiseSchedule
 
 __all__ = ["loss", "noised", "predict_x0", "ddpm_step", "ddim_step", "nll_bound", "snr_strata",
            "discretised_gaussian_log_likelihood"]
-
-
-def __getattr__(name):
-    """``sample`` and ``timestep_sequence`` moved to :mod:`ardiff.samplers`; ``from ardiff.ddpm import sample`` still
-    works (imported on first use, so the two modules do not import each other)."""
-    if name in ("sample", "timestep_sequence"):
-        from . import samplers
-        return getattr(samplers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,

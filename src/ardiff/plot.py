@@ -157,7 +157,7 @@ def trajectory_animation(trajectory: dict, frames: int = 25, nrow: int = 4, inte
 
     Args:
         trajectory: ``{"t": [...], "x_t": [(B, C, H, W), ...], "x0_hat": [...]}`` from
-            ``ardiff.ddpm.sample(..., return_trajectory=True)``.
+            ``ardiff.samplers.sample(..., return_trajectory=True)``.
         frames: how many of the recorded steps to show (evenly spaced, the last one included).
     Returns:
         a ``matplotlib.animation.FuncAnimation``; ``IPython.display.HTML(anim.to_jshtml())`` plays it

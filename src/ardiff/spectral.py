@@ -193,7 +193,7 @@ def cutoff_frequency(freqs, signal_power, schedule, t, tau: float = 1.0) -> torc
 
 
 def trajectory_spectra(states) -> tuple[torch.Tensor, torch.Tensor]:
-    """RAPSD of each state of a sampling trajectory (e.g. the x0_hat list of ``ddpm.sample``).
+    """RAPSD of each state of a sampling trajectory (e.g. the x0_hat list of ``samplers.sample``).
 
     Returns ``(freqs, power)`` with power of shape (steps, F).
     """
@@ -240,7 +240,7 @@ def trajectory_errors(states, tol: float | None = None):
     included: a band has settled when *what* it shows stops changing, not only how strong it is.
 
     Args:
-        states: a list of (B, C, H, W) tensors along a trajectory (e.g. the x0_hat of ``ddpm.sample``).
+        states: a list of (B, C, H, W) tensors along a trajectory (e.g. the x0_hat of ``samplers.sample``).
         tol: also return, per band, the first index from which :math:`e_k` stays at or below ``tol``.
     Returns:
         ``(freqs, errors)`` with errors (steps, F) float64; with ``tol``, ``(freqs, errors, settled)``.

@@ -103,7 +103,7 @@ def pretrained(name: str, device=None, retrain: bool | None = None, root=None) -
     """The model ``name`` with its schedule, recipe and card (:class:`Pretrained`); arguments as :func:`load`.
 
     >>> m = pretrained("mnist-ddpm")
-    >>> x = ddpm.sample(m.model, m.schedule, (16, 1, 28, 28), steps=20)
+    >>> x = samplers.sample(m.model, m.schedule, (16, 1, 28, 28), steps=20)
     """
     model, info = _load(name, device, retrain, root)
     r = recipe(name)
