@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from .ddpm import _x0_from_eps, ddim_step
 from .forward import _check_schedule, q_sample
-from .samplers import SPACINGS, dpm_solver_pp_step, predict_eps, timestep_sequence
+from .samplers import SPACINGS, predict_eps, reverse_step, timestep_sequence
 from .schedules import NoiseSchedule
 
 __all__ = ["BLOCK_ROWS", "block_masks", "denoiser_input", "loss", "sample", "nfe", "num_blocks", "seams", "seam_ratio",
@@ -167,14 +166,8 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
         for i, t in enumerate(seq):
             t_prev = seq[i + 1] if i + 1 < len(seq) else -1
             eps = predict_eps(model, denoiser_input(x, x_t, context_mask, current), t, y)   # in chunks of 64 images
-            if method == "dpm-solver++":
-                x0_hat = _x0_from_eps(x_t, eps, schedule.alphas_cumprod[t].to(x_t))
-                x0_hat = x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
-                second = previous is not None and t_prev >= 0
-                x_new = dpm_solver_pp_step(x_t, x0_hat, t, t_prev, schedule, *(previous[::-1] if second else ()))
-                previous, x_t = (t, x0_hat), x_new * current
-            else:
-                x_t = ddim_step(x_t, eps, t, t_prev, schedule, eta=eta, generator=generator, clip_x0=clip_x0) * current
+            x_t, previous = reverse_step(x_t, eps, t, t_prev, schedule, method, eta, clip_x0, generator, previous)
+            x_t = x_t * current
         x = x + x_t.clamp(-1, 1) * current
         if return_blocks:
             grown.append(x.cpu().clone())

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from .data import ChecksumError
+from .data import ChecksumError, _digest
 
 __all__ = ["atomic_path", "save_checkpoint", "load_checkpoint", "file_sha256", "ChecksumError"]
 
@@ -79,6 +79,5 @@ def load_checkpoint(path, map_location="cpu", sha256: str | None = None) -> dict
 
 
 def file_sha256(path) -> str:
-    """The SHA-256 (hex) of a file, read in blocks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """The SHA-256 (hex) of a file, read in blocks (the same digest :mod:`ardiff.data` verifies downloads with)."""
+    return _digest(Path(path), "sha256")

@@ -26,11 +26,11 @@ from contextlib import nullcontext
 
 import torch
 
-from .ddpm import _x0_from_eps, ddim_step, ddpm_step, predict_x0
+from .ddpm import ddim_step, ddpm_step, predict_x0
 from .forward import _check_schedule
 from .schedules import NoiseSchedule
 
-__all__ = ["SPACINGS", "METHODS", "EVAL_BATCH", "timestep_sequence", "dpm_solver_pp_step", "predict_eps", "sample"]
+__all__ = ["SPACINGS", "METHODS", "EVAL_BATCH", "timestep_sequence", "dpm_solver_pp_step", "predict_eps", "reverse_step", "sample"]
 
 SPACINGS = ("trailing", "linspace", "leading")
 METHODS = ("ddpm", "ddim", "dpm-solver++")
@@ -214,6 +214,26 @@ def sample(model, schedule: NoiseSchedule, shape, steps: int | None = None, meth
     return (x, traj) if return_trajectory else x
 
 
+def reverse_step(x, eps, t: int, t_prev: int, schedule: NoiseSchedule, method: str, eta: float = 0.0,
+                 clip_x0: bool = False, generator=None, previous=None):
+    r"""One step of ``method`` from t to ``t_prev`` (-1: the clean image), given the network's ε at (x, t).
+
+    ``previous`` is DPM-Solver++'s memory, ``(t, x0_hat)`` of the last evaluation (None at a chain's start); the
+    step returns it updated: ``(x_{t_prev}, previous)``. The ancestral step on consecutive steps is
+    :func:`~ardiff.ddpm.ddpm_step`, on a respaced chain DDIM with η = 1; DDIM takes ``eta``.
+    """
+    if method == "dpm-solver++":
+        x0_hat = predict_x0(x, eps, t, schedule)
+        x0_hat = x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
+        second = previous is not None and t_prev >= 0          # first order at the first and the last step
+        x_new = dpm_solver_pp_step(x, x0_hat, t, t_prev, schedule, *(previous[::-1] if second else ()))
+        return x_new, (t, x0_hat)
+    if method == "ddpm" and t_prev == t - 1:
+        return ddpm_step(x, eps, t, schedule, generator=generator, clip_x0=clip_x0), None
+    return ddim_step(x, eps, t, t_prev, schedule, eta=1.0 if method == "ddpm" else eta, generator=generator,
+                     clip_x0=clip_x0), None
+
+
 def _loop(model, schedule, x, seq, method, eta, y, clip_x0, generator, batch_size, amp_context, iterator, traj):
     """The reverse steps of :func:`sample` over ``seq`` (``iterator`` is ``seq``, maybe with a progress bar)."""
     previous = None                                     # DPM-Solver++: (t, x0_hat) of the last evaluation
@@ -224,15 +244,5 @@ def _loop(model, schedule, x, seq, method, eta, y, clip_x0, generator, batch_siz
             x0_hat = predict_x0(x, eps, t, schedule)
             x0_hat = x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
             traj["t"].append(t), traj["x_t"].append(x.cpu()), traj["x0_hat"].append(x0_hat.cpu())
-        if method == "dpm-solver++":
-            x0_hat = _x0_from_eps(x, eps, schedule.alphas_cumprod[t].to(x))
-            x0_hat = x0_hat.clamp(-1, 1) if clip_x0 else x0_hat
-            second = previous is not None and t_prev >= 0      # first order at the first and the last step
-            x_new = dpm_solver_pp_step(x, x0_hat, t, t_prev, schedule, *(previous[::-1] if second else ()))
-            previous, x = (t, x0_hat), x_new
-        elif method == "ddpm" and t_prev == t - 1:
-            x = ddpm_step(x, eps, t, schedule, generator=generator, clip_x0=clip_x0)
-        else:
-            x = ddim_step(x, eps, t, t_prev, schedule, eta=1.0 if method == "ddpm" else eta,
-                          generator=generator, clip_x0=clip_x0)
+        x, previous = reverse_step(x, eps, t, t_prev, schedule, method, eta, clip_x0, generator, previous)
     return x
