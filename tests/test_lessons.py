@@ -110,6 +110,8 @@ def test_cells_are_short_and_outputs_show_no_raw_reprs_or_machine_paths(path):
         for o in c.outputs:
             text = o.get("text", "") + o.get("data", {}).get("text/plain", "")
             assert "tensor(" not in text and not re.search(r"\{'\w+': ", text), f"{path.name}: a raw repr in {text[:200]}"
+            assert not re.search(r"<[\w.]+( object)? at 0x[0-9a-f]+>", text), f"{path.name}: an object's repr in {text[:200]}"
+            assert not re.search(r"\d+%\|", text), f"{path.name}: a stored progress bar, frozen: {text[:120]}"
             assert "/work/" not in text and "/home/" not in text, f"{path.name}: a machine path in {text[:200]}"
 
 
@@ -122,3 +124,19 @@ def test_lesson_cites_its_sources_and_links_the_notation_page(path):
     for key in {k.strip() for ks in keys for k in ks.split(",")}:
         assert f"{{{key}," in bib, f"{path.name}: {key} is not in book/references.bib"
     assert "../book/notation.md" in text, f"{path.name} does not link the notation page"
+
+
+def test_strip_progress_bars_drops_stored_bars_and_keeps_other_outputs():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from ardiff.cli import strip_progress_bars
+
+    bar = new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                           "text/plain": "training:   0%|          | 0/300 [00:00<?, ?it/s]"})
+    widget = new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "y"},
+                                              "text/plain": "VBox(children=(FloatSlider(value=0.5),))"})
+    text = new_output("stream", name="stdout", text="loss 0.031\n")
+    nb = new_notebook(cells=[new_code_cell("train()", outputs=[bar, text, widget])])
+    assert strip_progress_bars(nb) == 1
+    assert nb.cells[0].outputs == [text, widget]
+    assert strip_progress_bars(nb) == 0

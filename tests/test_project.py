@@ -166,6 +166,25 @@ def test_band_grid_shows_each_band_and_refuses_wrong_names():
         band_grid(states, (0.1, 0.3), n=4)
 
 
+def test_plain_log_axis_labels_ticks_as_plain_numbers():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ardiff.plot import plain_log_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([5, 10, 20, 50], [0.1, 0.2, 0.5, 1.0])
+    plain_log_axis(ax), plain_log_axis(ax, "y")
+    fig.canvas.draw()
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and 5 <= t.get_position()[0] <= 50]
+    assert shown == ["5", "10", "20", "50"]
+    assert {"0.1", "0.2", "0.5", "1"} <= {t.get_text() for t in ax.get_yticklabels()}
+    with pytest.raises(ValueError, match="axis must be"):
+        plain_log_axis(ax, "z")
+    plt.close(fig)
+
+
 def test_palette_gives_one_colour_per_schedule_and_method():
     from ardiff.plot import PALETTE, color
 
@@ -174,6 +193,8 @@ def test_palette_gives_one_colour_per_schedule_and_method():
     assert color("DDIM, 50 steps") == PALETTE["DDIM"] != color("DDPM, 1000 steps") == PALETTE["DDPM"]
     assert color("pixelcnn") == PALETTE["PixelCNN"] and color("mnist-blockwise") == PALETTE["block-wise"]
     assert color("cats-ddpm-s2 (study)") == PALETTE["study"] and color("mnist-ddpm (whole image)") == PALETTE["DDPM"]
+    assert color("DPM-Solver++ 10") == color("dpm-solver++") == PALETTE["DPM-Solver++"] != PALETTE["DDIM"]
+    assert color("ancestral, 50 steps") == PALETTE["DDPM"] and color("Wiener denoiser") == PALETTE["Wiener"]
     assert len(set(PALETTE.values())) == len(PALETTE)                  # no colour means two things
     for other in ("VAE", "denoiser", "unreal"):          # whole words only
         with pytest.raises(ValueError, match="name must contain one of"):

@@ -314,12 +314,13 @@ class Ledger:
 
     def table(self, extra=()) -> str:
         """The rows as aligned text: FID, diversity, evaluations, ms per image, the ``extra`` measures, collapse."""
-        head = f"{'configuration':<24} {'FID':>7} {'div':>5} {'evals':>6} {'ms/image':>9}" + "".join(
+        w = max([24, *(len(k) for k in self.rows)])
+        head = f"{'configuration':<{w}} {'FID':>7} {'div':>5} {'evals':>6} {'ms/image':>9}" + "".join(
             f" {k:>10}" for k in extra)
         lines = [f"FID at n = {self.n}: real floor {self.fid.floor:.1f}, noise {self.noise_fid:.0f}", head]
         for name, r in self.rows.items():
             ms = "-" if r["s_per_image"] is None else f"{1000 * r['s_per_image']:.1f}"
-            line = (f"{name:<24} {r['fid']:>7.1f} {r['diversity']:>5.2f} {r['evals'] or '-':>6} {ms:>9}"
+            line = (f"{name:<{w}} {r['fid']:>7.1f} {r['diversity']:>5.2f} {r['evals'] or '-':>6} {ms:>9}"
                     + "".join(f" {r.get(k, float('nan')):>10.3g}" for k in extra))
             flag = (f"   COLLAPSED: {r['collapsed']}" if r["collapsed"] else
                     f"   NOT DIGITS: {r['not_digits']}" if r["not_digits"] else "")

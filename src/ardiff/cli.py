@@ -14,11 +14,36 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["execute_notebook", "has_outputs", "main"]
+__all__ = ["execute_notebook", "has_outputs", "strip_progress_bars", "main"]
+
+_BAR = re.compile(r"\d+%\|")   # tqdm's text: ' 37%|███▋      | 11/30 [...]'
+
+
+def strip_progress_bars(nb) -> int:
+    """Drop the progress bars (tqdm widgets) from a notebook's stored outputs; returns how many were dropped.
+
+    A live bar is useful while a lesson runs; stored, it is a widget the static book cannot update, and its text
+    fallback is frozen at the state the widget was created in ("0%"). Warnings and prints are kept."""
+    dropped = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        keep = []
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            text = data.get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if "application/vnd.jupyter.widget-view+json" in data and _BAR.search(text):
+                dropped += 1
+            else:
+                keep.append(out)
+        cell.outputs = keep
+    return dropped
 
 
 def has_outputs(nb) -> bool:
@@ -67,6 +92,7 @@ def execute_notebook(path, out_path=None, timeout: int = 1800, kernel: str = "py
         print(f"{path}: failed; the partly executed notebook is in {failed}", file=sys.stderr)
         raise
     seconds = time.perf_counter() - start
+    strip_progress_bars(nb)
     from . import __version__
 
     info = {"profile": get_profile().name, "device": device_name(pick_device()), "ardiff": __version__,

@@ -92,7 +92,9 @@ def q_sample(x0: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor |
 
     Args:
         x0: clean images, (B, ...), float.
-        t: int in [0, T-1], or a (B,) integer tensor.
+        t: the step's code index, an int in [0, T-1], or a (B,) integer tensor. The code indexes from 0, the
+            maths from 1 (book/notation.md): index ``t - 1`` draws :math:`x_t`, and index ``T - 1`` the last state
+            :math:`x_T`.
         schedule: the noise schedule.
         noise: optional ε of the same shape as ``x0``; drawn with ``generator`` when None.
         generator: optional ``torch.Generator`` for reproducible noise.
@@ -109,12 +111,13 @@ def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, noise: torch.Tensor
 
     :math:`x_t = \sqrt{1-\beta_t}\, x_{t-1} + \sqrt{\beta_t}\, \varepsilon`
 
-    Starting from ``x_prev = x0`` and calling ``q_step`` for t = 0, 1, ..., k gives a sample of
-    :math:`x_k` with the same distribution as ``q_sample(x0, k)`` (lesson 01 measures this).
+    Starting from the clean image ``x_prev = x0`` and calling ``q_step`` with the indices 0, 1, ..., k - 1 gives a
+    sample of :math:`x_k` with the same distribution as ``q_sample(x0, k - 1)`` (lesson 01 measures this).
 
     Args:
-        x_prev: :math:`x_{t-1}` (:math:`x_0` itself when t = 0), (B, ...), float.
-        t: int in [0, T-1], or a (B,) integer tensor.
+        x_prev: :math:`x_{t-1}` (the clean image :math:`x_0` at index 0), (B, ...), float.
+        t: the step's code index, an int in [0, T-1], or a (B,) integer tensor: index ``t - 1`` takes
+            :math:`x_{t-1}` to :math:`x_t` (the maths counts from 1, book/notation.md).
         schedule, noise, generator: as in :func:`q_sample`.
     Returns:
         x_t, same shape and dtype as ``x_prev``.
@@ -132,13 +135,14 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule: NoiseSchedule
     :math:`\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t} x_0
     + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t} x_t`,
     :math:`\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t`
-    (the 'fixed_small' variance). At t = 0 the target :math:`x_{-1}` is :math:`x_0` itself:
-    the mean is ``x0`` and the variance 0.
+    (the 'fixed_small' variance). At :math:`t = 1` (code index 0) the target :math:`x_{t-1}` is the clean
+    image :math:`x_0` itself: the mean is ``x0`` and the variance 0.
 
     Args:
         x0: clean images, (B, ...).
         x_t: noisy images at step t, same shape as ``x0``.
-        t: int in [0, T-1], or a (B,) integer tensor.
+        t: the step's code index, an int in [0, T-1], or a (B,) integer tensor: index ``t - 1`` for
+            :math:`q(x_{t-1} \mid x_t, x_0)` (the maths counts from 1, book/notation.md).
     Returns:
         ``(mean, variance)``: mean has the shape of ``x0``; variance is (B, 1, ..., 1), broadcastable.
     """

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import torch
 
-__all__ = ["PALETTE", "color", "to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation",
+__all__ = ["PALETTE", "color", "plain_log_axis", "to_display", "image_grid", "show_images", "noising_strip", "plot_schedules", "trajectory_animation",
            "band_grid"]
 
 
@@ -24,16 +24,20 @@ PALETTE = {
     # models and samplers
     "DDPM": "#d62728",       # ancestral sampling
     "DDIM": "#17becf",
+    "DPM-Solver++": "#393b79",   # DPM-Solver++(2M), the few-step ODE solver
     "PixelCNN": "#8c564b",
     "AR prior": "#e377c2",   # lesson 04's methods
     "block-wise": "#bcbd22",  # lesson 07
+    "Wiener": "#8c6d31",     # the linear-Gaussian (Wiener) denoiser: lesson 05's null model
     # reference lines
     "real": "#000000",       # the real data's floor
     "noise": "#7f7f7f",      # pure noise
 }
 SCHEDULE_KEYS = ("study", "cosine", "sigmoid", "linear")
-_MATCH_ORDER = [*SCHEDULE_KEYS, "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "real", "noise"]   # specific first
-_PATTERNS = {k: re.compile(r"\b" + re.escape(k.lower()).replace("\\-", "-?") + r"\b") for k in _MATCH_ORDER}
+_MATCH_ORDER = [*SCHEDULE_KEYS, "DPM-Solver++", "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "Wiener", "real",
+                "noise"]   # specific first
+_ALIASES = {"ancestral": "DDPM"}   # words that name a key's method
+_PATTERNS = {k: re.compile(r"(?<!\w)" + re.escape(k.lower()).replace("\\-", "-?") + r"(?!\w)") for k in [*_MATCH_ORDER, *_ALIASES]}
 
 
 def color(name: str) -> str:
@@ -45,10 +49,27 @@ def color(name: str) -> str:
         ValueError: naming the keys, when ``name`` contains none of them.
     """
     low = str(name).lower()
-    for key in _MATCH_ORDER:
+    for key in [*_MATCH_ORDER, *_ALIASES]:
         if _PATTERNS[key].search(low):
-            return PALETTE[key]
+            return PALETTE[_ALIASES.get(key, key)]
     raise ValueError(f"name must contain one of {_MATCH_ORDER} as a word (case-insensitive), got {name!r}")
+
+
+def plain_log_axis(ax, axis: str = "x", ticks=None):
+    """A log-scaled axis whose ticks read 10, 20, 50 rather than 10^1, 2x10^1: ``ticks`` (default: the 1-2-5
+    sequence) labelled as plain numbers, minor ticks unlabelled."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    if ticks is None:
+        ticks = [m * 10.0 ** e for e in range(-4, 7) for m in (1, 2, 5)]
+    target.set_major_locator(FixedLocator(list(ticks)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+    return ax
 
 
 def to_display(images: torch.Tensor) -> np.ndarray:

@@ -31,11 +31,15 @@ class Profile:
     fid_n: int                     # samples per FID, compared with as many test digits
     fid_draws: int                 # bootstrap resamples for the spread of an FID difference
     compare_n: int                 # lesson 02: samples per sampler configuration (its FIDs are at this n)
-    sample_steps: tuple            # sampler steps compared in lesson 02
+    sample_steps: tuple            # sampler steps compared in lesson 02 (ancestral and DDIM)
+    dpm_steps: tuple               # lesson 02: DPM-Solver++ steps
+    ddim_long_steps: tuple         # lesson 02: DDIM steps on the way to the ODE's limit (the last is the limit)
+    ddim_long_n: int               # lesson 02: samples whose distance to that limit is measured
     selftrain_steps: int           # "train it yourself": steps of the shipped recipe a lesson runs
     selftrain_batch: int
     # lesson 03: PixelCNN
-    pcnn_bpd_goal: float           # test bits/dim the shipped PixelCNN must stay below (a regression guard)
+    pcnn_bpd_goal: float           # test bits/dim the shipped PixelCNN must stay below (a sanity gate: the working model)
+    pcnn_tp_batch: int             # lesson 03: the batch of the throughput regime of the speed comparison
     bpd_n: int                     # test digits the shipped PixelCNN's bits/dim is measured on
     pcnn_sizes: tuple              # image sides for the sampling-cost measurement
     # lesson 04: AR priors for diffusion
@@ -63,16 +67,18 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", chain_samples=2_000, signal_draws=16, explorer_size=96,
-                     fid_n=100, fid_draws=20, compare_n=300, sample_steps=(10, 20), selftrain_steps=60, selftrain_batch=32,
-                     pcnn_bpd_goal=1.15, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
+                     fid_n=100, fid_draws=20, compare_n=300, sample_steps=(10, 20), dpm_steps=(5, 10, 20),
+                     ddim_long_steps=(50, 100), ddim_long_n=16, selftrain_steps=60, selftrain_batch=32,
+                     pcnn_bpd_goal=1.15, pcnn_tp_batch=4, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                      ar_t_starts=(200, 600), ar_step_grid=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
                      cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
-                    fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), selftrain_steps=300, selftrain_batch=64,
-                    pcnn_bpd_goal=1.15, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
+                    fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), dpm_steps=(5, 10, 20, 50),
+                    ddim_long_steps=(100, 250, 1000), ddim_long_n=64, selftrain_steps=300, selftrain_batch=64,
+                    pcnn_bpd_goal=1.15, pcnn_tp_batch=16, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
