@@ -52,7 +52,7 @@ def color(name: str) -> str:
     for key in [*_MATCH_ORDER, *_ALIASES]:
         if _PATTERNS[key].search(low):
             return PALETTE[_ALIASES.get(key, key)]
-    raise ValueError(f"name must contain one of {_MATCH_ORDER} as a word (case-insensitive), got {name!r}")
+    raise ValueError(f"name must contain one of {[*_MATCH_ORDER, *_ALIASES]} as a word (case-insensitive), got {name!r}")
 
 
 def plain_log_axis(ax, axis: str = "x", ticks=None):
