@@ -197,3 +197,17 @@ def test_sharpness_and_diversity_by_hand():
         sharpness(torch.zeros(1, 1, 1, 5))
     with pytest.raises(ValueError, match="feats"):
         diversity([[1.0, 2.0]])
+
+
+def test_ink_counts_the_strokes():
+    from ardiff.metrics import ink
+    blank = -torch.ones(2, 1, 6, 6)
+    assert ink(blank) == 0.0 and ink(torch.ones(2, 1, 6, 6)) == 1.0
+    thin, thick = blank.clone(), blank.clone()
+    thin[..., 2, :] = 1.0
+    thick[..., 2, :] = thick[..., 4, :] = 1.0                      # two crisp strokes: no blur, twice the edges
+    assert ink(thick) == pytest.approx(2 * ink(thin)) and sharpness(thick) == pytest.approx(2 * sharpness(thin))
+    assert ink(blank - 5) == 0.0, "ink reads images clipped to [-1, 1]"
+    assert ink(torch.stack([thin[0], thick[0]]), per_image=True).tolist() == pytest.approx([1 / 6, 2 / 6])
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        ink(torch.zeros(6, 6))

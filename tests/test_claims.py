@@ -228,3 +228,63 @@ def test_ledger_confirms_claims_together_and_says_how():
     assert ledger.n_draws == Ledger.MIN_DRAWS == 200 and "provisional" not in ledger.note()
     assert ledger.as_good_as("ref", margin=0.5) == ["twin"] and ledger.equivalent("twin", "ref", margin=0.5)
     assert not ledger.equivalent("shifted", "ref", margin=0.05)
+
+
+def test_claim_rows_put_the_verdicts_in_words():
+    import torch
+    from ardiff.claims import verdict_words
+    assert verdict_words("better", "DDIM", "ancestral") == "DDIM better"
+    assert verdict_words("worse", "DDIM", "ancestral") == "ancestral better"
+    assert verdict_words("tie", "a", "b") == "no difference shown"
+    assert verdict_words("not judged: x makes no digits", "a", "b") == "not judged: x makes no digits"
+    assert verdict_words("worse", "a", "b", worse="{a} is blurrier") == "a is blurrier"
+    g = torch.Generator().manual_seed(3)
+    test = torch.randn(300, 1, 4, 4, generator=g)
+    ledger = Ledger(_ToyFid(test), noise=10 * torch.randn(300, 1, 4, 4, generator=g))
+    for name, shift in (("ref", 0.0), ("shifted", 0.7), ("twin", 0.0)):
+        ledger.add(name, torch.randn(300, 1, 4, 4, generator=g) + shift)
+    ledger.bootstrap(draws=60)
+    claims = {"shifted vs ref": ("shifted", "ref", "fid", True), "twin vs ref": ("twin", "ref", "fid", True)}
+    rows = ledger.claim_rows(claims, ledger.confirm(claims), labels={"shifted": "S"})
+    assert rows[0][0] == "shifted vs ref" and rows[0][1].startswith("FID S − ref = ") and " ± " in rows[0][1]
+    assert rows[0][2] == "ref better" and rows[1][2] == "no difference shown"
+    with pytest.raises(ValueError, match="confirmed has no verdict"):
+        ledger.claim_rows(claims, {"twin vs ref": "tie"})
+    named = ledger.claim_rows(claims, ledger.confirm(claims), fmt={"fid": ".2f"}, measures={"fid": "Fréchet distance"})
+    d = ledger.difference("shifted", "ref")
+    assert named[0][1] == f"Fréchet distance shifted − ref = {d.value:.2f} ± {d.sd:.2f}"
+
+
+def test_an_outside_measure_and_an_outside_claim_join_the_ledger():
+    """add_measure: a spectral-like measure with its own draws; confirm(extra=): a likelihood difference decided in
+    the same Holm family (one more claim makes the correction stricter)."""
+    import torch
+    g = torch.Generator().manual_seed(4)
+    test = torch.randn(300, 1, 4, 4, generator=g)
+    ledger = Ledger(_ToyFid(test), noise=10 * torch.randn(300, 1, 4, 4, generator=g))
+    for name, shift in (("ref", 0.0), ("shifted", 0.7)):
+        ledger.add(name, torch.randn(300, 1, 4, 4, generator=g) + shift)
+    ledger.bootstrap(draws=60)
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 0.01, 60)
+    ledger.add_measure("spec", {"ref": 0.10, "shifted": 0.30}, {"ref": 0.10 + base, "shifted": 0.30 + base + rng.normal(0, 0.01, 60)})
+    d = ledger.difference("shifted", "ref", "spec")
+    assert d.value == pytest.approx(0.2) and 0.005 < d.sd < 0.02 and ledger.rows["shifted"]["spec"] == 0.30
+    claims = {"spec": ("shifted", "ref", "spec", True)}
+    lik = Difference(-2.17, 1.0)                        # two-sided p = 0.030: passes Holm beside the spec claim alone
+    out = ledger.confirm(claims, extra={"lik": (lik, True)})
+    assert out == {"spec": "worse", "lik": "better"} and "over 2 claims" in ledger.multiplicity
+    # a third claim (p = 0.040) makes the second step 0.05 / 2 = 0.025: now neither passes
+    out = ledger.confirm(claims, extra={"lik": (lik, True), "other": (Difference(2.054, 1.0), True)})
+    assert out["lik"] == "tie" and out["other"] == "tie" and "over 3 claims" in ledger.multiplicity
+    assert ledger.confirm({}, extra={"lik": (lik, True)}) == {"lik": "better"}
+    with pytest.raises(ValueError, match="extra must map"):
+        ledger.confirm(claims, extra={"spec": (lik, True)})
+    with pytest.raises(ValueError, match="extra must map"):
+        ledger.confirm(claims, extra={"lik": (0.5, True)})
+    with pytest.raises(ValueError, match="same rows"):
+        ledger.add_measure("spec2", {"nope": 1.0}, {"nope": base})
+    with pytest.raises(ValueError, match="same number"):
+        ledger.add_measure("spec2", {"ref": 1.0, "shifted": 2.0}, {"ref": base, "shifted": base[:10]})
+    with pytest.raises(ValueError, match="reserved"):
+        ledger.add_measure("fid", {"ref": 1.0}, {"ref": base})

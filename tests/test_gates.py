@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ardiff.gates import Gate, bpd_within, fid_within_floor, gates_table, judged, no_worse
+from ardiff.gates import Gate, bpd_within, fid_within_floor, gates_table, judged, makes_digits, no_worse
 
 
 def test_fid_gate():
@@ -42,3 +42,15 @@ def test_bpd_gate_and_judged():
     table = gates_table([ok, bad]).splitlines()
     assert table[0] == "| gate | rule | measured | result |" and table[-1].endswith("| failed |")
     assert isinstance(ok, Gate)
+
+
+def test_makes_digits_gate():
+    ok = makes_digits("PixelCNN prior", fid=383.0, noise_fid=1968.0, diversity=0.73)
+    assert ok.passed and "FID 383.0" in ok.measured and "984" in ok.rule
+    far = makes_digits("far", fid=1200.0, noise_fid=1968.0, diversity=0.9)
+    same = makes_digits("same", fid=100.0, noise_fid=1968.0, diversity=0.2)
+    assert not far.passed and "half that of noise" in far.measured
+    assert not same.passed and "diversity" in same.measured
+    assert judged(lambda: "ok", ok, far) == "not judged: far failed"
+    with pytest.raises(ValueError, match="fid"):
+        makes_digits("x", fid=float("nan"), noise_fid=1.0, diversity=1.0)

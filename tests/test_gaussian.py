@@ -175,3 +175,17 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="t must be an int"):
         model(x, 0.5)
     torch.testing.assert_close(model(x, 3), model(x, torch.tensor([3, 3])))   # an int t: the same step for all
+
+
+def test_sample_has_the_fitted_mean_and_covariance():
+    mean, cov = known_gaussian(3)
+    model = GaussianDenoiser(mean, cov, SCHED)
+    x = model.sample(20_000, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (20_000, *SHAPE) and x.dtype == torch.float32
+    flat = x.double().flatten(1)
+    assert torch.allclose(flat.mean(0), mean.flatten(), atol=0.05)
+    assert torch.allclose(torch.cov(flat.T), cov, atol=0.1)
+    again = model.sample(4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again, model.sample(4, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="n must be"):
+        model.sample(0)

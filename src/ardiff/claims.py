@@ -40,7 +40,7 @@ import numpy as np
 from .resampling import bootstrap_means, bootstrap_sets  # re-exported: lessons import them from here
 
 __all__ = ["Difference", "difference", "compare", "holm", "bootstrap_means", "bootstrap_sets", "collapse", "not_digits",
-           "Ledger", "claims_table"]
+           "verdict_words", "Ledger", "claims_table"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,15 @@ def not_digits(fid: float, noise_fid: float, diversity: float, real_diversity: f
     return None
 
 
+def verdict_words(verdict: str, a: str, b: str, better: str = "{a} better", worse: str = "{b} better",
+                  tie: str = "no difference shown") -> str:
+    """A verdict of a over b in words: 'better' -> ``better``, 'worse' -> ``worse``, 'tie' -> ``tie`` (formatted with
+    ``a`` and ``b``); anything else (a 'not judged: ...' reason) is returned as it is. A tie is "no difference shown",
+    never "equal": equal quality needs an equivalence test with a margin (:meth:`Difference.equivalent`)."""
+    words = {"better": better, "worse": worse, "tie": tie}
+    return words[verdict].format(a=a, b=b) if verdict in words else verdict
+
+
 class Ledger:
     """Sampling configurations measured side by side on one FID (:class:`ardiff.metrics.Fid`).
 
@@ -234,6 +243,24 @@ class Ledger:
             means = bootstrap_means(*[self.per_image[k][m] for k in have], draws=mean_draws, seed=seed)
             self.draws[m] = dict(zip(have, means.T))
 
+    def add_measure(self, measure: str, values: dict, draws: dict) -> None:
+        """A measure computed outside the ledger (e.g. a spectral distance), so that :meth:`difference` and
+        :meth:`confirm` can use it: ``values`` ``{row: value}`` and ``draws`` ``{row: (draws,) values}``, draw i of
+        every row from the same resample. Call it after the last :meth:`bootstrap`, which starts the draws anew."""
+        if measure in self.RESERVED:
+            raise ValueError(f"measure {measure!r} would overwrite a field of the rows; reserved: {self.RESERVED}")
+        unknown = sorted(set(values) - set(self.rows))
+        if unknown or set(values) != set(draws):
+            raise ValueError(f"values and draws must name the same rows of the ledger; unknown {unknown}, "
+                             f"values {sorted(values)}, draws {sorted(draws)}")
+        d = {k: np.asarray(v, np.float64).ravel() for k, v in draws.items()}
+        if len({len(v) for v in d.values()}) > 1 or min(len(v) for v in d.values()) < 2:
+            raise ValueError(f"draws must hold the same number (>= 2) of draws for every row, got "
+                             f"{ {k: len(v) for k, v in d.items()} }")
+        for k, v in values.items():
+            self.rows[k][measure] = float(v)
+        self.draws[measure] = d
+
     def difference(self, a: str, b: str, measure: str = "fid") -> Difference:
         """measure(a) - measure(b) with the bootstrap spread of the difference (call :meth:`bootstrap` first)."""
         missing = [k for k in (a, b) if k not in self.draws.get(measure, {})]
@@ -273,11 +300,13 @@ class Ledger:
         """Whether rows a and b are equal on ``measure`` within ±``margin``, by two one-sided tests (TOST)."""
         return self.difference(a, b, measure).equivalent(margin, alpha)
 
-    def confirm(self, claims: dict, alpha: float = 0.05, method: str = "holm") -> dict:
+    def confirm(self, claims: dict, alpha: float = 0.05, method: str = "holm", extra: dict | None = None) -> dict:
         """Verdicts for a lesson's confirmatory claims, corrected together for multiplicity.
 
         Args:
             claims: ``{name: (a, b, measure, lower_is_better)}``, every claim the lesson states a verdict on.
+            extra: ``{name: (Difference, lower_is_better)}``, claims measured outside the ledger (e.g. a
+                likelihood difference with its standard error), decided in the same family.
             method: 'holm' (Holm's step-down on the two-sided bootstrap p-values at family-wise level α) or
                 '3sd' (each claim at 3 spreads of its difference).
         Returns:
@@ -286,11 +315,16 @@ class Ledger:
         """
         if method not in ("holm", "3sd"):
             raise ValueError(f"method must be 'holm' or '3sd', got {method!r}")
-        if not claims:
+        extra = extra or {}
+        if not claims and not extra:
             raise ValueError("claims must name at least one claim")
+        if set(claims) & set(extra) or not all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], Difference)
+                                               for v in extra.values()):
+            raise ValueError("extra must map new claim names (not those of claims) to (Difference, lower_is_better)")
         gone = {name: f"not judged: {', '.join(k for k in (a, b) if self.rows[k]['not_digits'])} makes no digits"
                 for name, (a, b, m, lib) in claims.items() if self.rows[a]["not_digits"] or self.rows[b]["not_digits"]}
         diffs = {name: (self.difference(a, b, m), lib) for name, (a, b, m, lib) in claims.items() if name not in gone}
+        diffs.update(extra)
         if not diffs:
             return gone
         if method == "3sd":
@@ -301,6 +335,26 @@ class Ledger:
         out = {name: (compare(d, lib, k=1e-12) if reject[name] else "tie") for name, (d, lib) in diffs.items()}
         self.multiplicity = f"Holm's correction over {len(diffs)} claims, family-wise α = {alpha:g}"
         return {**out, **gone}
+
+    def claim_rows(self, claims: dict, confirmed: dict, labels: dict | None = None, fmt=".1f",
+                   measures: dict | None = None) -> list:
+        """Rows ``(claim, measured, verdict)`` for :func:`claims_table`, one per claim of :meth:`confirm`.
+
+        ``measured`` is "measure a − b = d ± sd"; the verdict is :func:`verdict_words` with the rows' ``labels``
+        (``{row: short name}``, default the row names). ``fmt``: one format spec, or ``{measure: spec}``;
+        ``measures``: ``{measure: the name printed}`` (default 'FID' for 'fid', else the key).
+        """
+        missing = [name for name in claims if name not in confirmed]
+        if missing:
+            raise ValueError(f"confirmed has no verdict for {missing}: pass the dict confirm() returned for claims")
+        label = lambda k: (labels or {}).get(k, k)
+        names = {"fid": "FID", **(measures or {})}
+        rows = []
+        for name, (a, b, m, _) in claims.items():
+            spec = fmt.get(m, ".3g") if isinstance(fmt, dict) else fmt
+            rows.append((name, f"{names.get(m, m)} {label(a)} − {label(b)} = {format(self.difference(a, b, m), spec)}",
+                         verdict_words(confirmed[name], label(a), label(b))))
+        return rows
 
     def note(self) -> str:
         """The footnote a lesson's claims table needs: n, floor and noise, the draws, and the multiplicity rule."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from .resampling import bootstrap_means
 
-__all__ = ["Gate", "fid_within_floor", "no_worse", "bpd_within", "judged", "gates_table"]
+__all__ = ["Gate", "fid_within_floor", "makes_digits", "no_worse", "bpd_within", "judged", "gates_table"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,18 @@ def fid_within_floor(name: str, fid: float, floor: float, factor: float = 1.5) -
         raise ValueError(f"floor must be > 0 and factor >= 1, got floor {floor}, factor {factor}")
     return Gate(name, f"FID <= {factor:g} x the real floor {floor:.1f}", f"FID {fid:.1f} = {fid / floor:.2f} x floor",
                 fid <= factor * floor)
+
+
+def makes_digits(name: str, fid: float, noise_fid: float, diversity: float, real_diversity: float = 1.0) -> Gate:
+    """The model's samples are digits at all: neither collapsed nor 'not digits' (:func:`ardiff.claims.not_digits`:
+    FID below half that of noise, and diversity above half the real images'). A weak gate, for a model used as a
+    *component* (an AR prior) rather than judged as a generator."""
+    from .claims import not_digits
+
+    _finite(fid=fid, noise_fid=noise_fid, diversity=diversity, real_diversity=real_diversity)
+    why = not_digits(fid, noise_fid, diversity, real_diversity)
+    return Gate(name, f"FID < {noise_fid / 2:.0f} (half the noise's) and diversity > {real_diversity / 2:.2f} (half the real)",
+                f"FID {fid:.1f}, diversity {diversity:.2f}" + (f": {why}" if why else ""), why is None)
 
 
 def no_worse(name: str, errors, reference_errors, margin: float = 0.05, alpha: float = 0.05, draws: int = 200,

@@ -138,3 +138,13 @@ class GaussianDenoiser(nn.Module):
             z, a, s = self._project(x_t, t)
             x0 = self.mean.flatten() + (z * (a * self.eigvals / (a ** 2 * self.eigvals + s ** 2))) @ self.eigvecs.T
         return x0.reshape(x_t.shape).to(x_t.dtype)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""``n`` draws of :math:`x_0 = \mu + U\Lambda^{1/2}z`, :math:`z \sim \mathcal N(0, I)`: images with the fitted
+        mean and covariance and nothing more (lesson 04's no-information start), (n, C, H, W) float32 on the
+        statistics' device. ``generator`` lives on that device."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        z = torch.randn(n, self.eigvals.numel(), generator=generator, dtype=torch.float64, device=self.eigvals.device)
+        x = self.mean.flatten() + (z * self.eigvals.sqrt()) @ self.eigvecs.T     # (n, D)
+        return x.reshape(n, *self.shape).float()

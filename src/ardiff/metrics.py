@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ConvClassifier", "MnistClassifier", "accuracy", "features", "frechet_distance", "fid",
+__all__ = ["ConvClassifier", "MnistClassifier", "accuracy", "features", "ink", "frechet_distance", "fid",
            "Fid", "FidMnist", "FidCifar", "bits_per_dim", "sharpness", "diversity", "timer", "flops"]
 
 
@@ -211,6 +211,18 @@ def sharpness(images: torch.Tensor, per_image: bool = False):
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]  # (B, C, H-1, W-1)
     grad = (dx ** 2 + dy ** 2).sqrt()
     return grad.flatten(1).mean(1).cpu().numpy() if per_image else float(grad.mean())
+
+
+def ink(images: torch.Tensor, per_image: bool = False):
+    r"""Mean ink :math:`\frac1N\sum (x + 1)/2` of images clipped to [-1, 1] (0 = blank background, 1 = all ink).
+
+    :func:`sharpness` grows with the amount of stroke as well as with crisp edges: two crisp strokes score twice
+    one crisp stroke, and a faint or small digit scores low without being blurred. Read the two together. Args as :func:`sharpness` (any (B, C, H, W)).
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+    x = (images.detach().float().clamp(-1, 1) + 1) / 2
+    return x.flatten(1).mean(1).cpu().numpy() if per_image else float(x.mean())
 
 
 def diversity(feats) -> float:

@@ -29,12 +29,13 @@ PALETTE = {
     "AR prior": "#e377c2",   # lesson 04's methods
     "block-wise": "#bcbd22",  # lesson 07
     "Wiener": "#8c6d31",     # the linear-Gaussian (Wiener) denoiser: lesson 05's null model
+    "data mean": "#637939",  # lesson 04's control: a truncated start from the mean training digit
     # reference lines
     "real": "#000000",       # the real data's floor
     "noise": "#7f7f7f",      # pure noise
 }
 SCHEDULE_KEYS = ("study", "cosine", "sigmoid", "linear")
-_MATCH_ORDER = [*SCHEDULE_KEYS, "DPM-Solver++", "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "Wiener", "real",
+_MATCH_ORDER = [*SCHEDULE_KEYS, "DPM-Solver++", "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "Wiener", "data mean", "real",
                 "noise"]   # specific first
 _ALIASES = {"ancestral": "DDPM"}   # words that name a key's method
 _PATTERNS = {k: re.compile(r"(?<!\w)" + re.escape(k.lower()).replace("\\-", "-?") + r"(?!\w)") for k in [*_MATCH_ORDER, *_ALIASES]}

@@ -47,6 +47,7 @@ class Profile:
     ar_alphas: tuple               # method 2: blend weights
     ar_t_starts: tuple             # principled variant: forward-noise the AR sample to these steps
     ar_step_grid: tuple            # steps of the steps-vs-FID curves
+    ar_control_steps: tuple        # steps at which the principled start meets its controls (data mean, noise, oracle)
     # lesson 05: spectral autoregression
     spec_photo_size: int           # side of the photographs
     spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
@@ -71,7 +72,7 @@ PROFILES = {
                      ddim_long_steps=(50, 100), ddim_long_n=16, selftrain_steps=60, selftrain_batch=32,
                      pcnn_bpd_goal=1.15, pcnn_tp_batch=4, bpd_n=1_000, pcnn_sizes=(8, 12, 16, 20),
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                     ar_t_starts=(200, 600), ar_step_grid=(5, 10),
+                     ar_t_starts=(200, 600), ar_step_grid=(5, 10), ar_control_steps=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
                      cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
@@ -80,7 +81,7 @@ PROFILES = {
                     ddim_long_steps=(100, 250, 1000), ddim_long_n=64, selftrain_steps=300, selftrain_batch=64,
                     pcnn_bpd_goal=1.15, pcnn_tp_batch=16, bpd_n=10_000, pcnn_sizes=(8, 16, 28, 40, 56),
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                    ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50),
+                    ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50), ar_control_steps=(5, 10),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
                     cats_n=500, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
