@@ -47,7 +47,7 @@ class Profile:
     ar_alphas: tuple               # method 2: blend weights
     ar_t_starts: tuple             # principled variant: forward-noise the AR sample to these steps
     ar_step_grid: tuple            # steps of the steps-vs-FID curves
-    ar_control_steps: tuple        # steps at which the principled start meets its controls (data mean, noise, oracle)
+    ar_control_steps: tuple        # steps at which the principled start meets its controls (data mean, Gaussian, oracle)
     # lesson 05: spectral autoregression
     spec_photo_size: int           # side of the photographs
     spec_images: int               # MNIST digits / CIFAR cats averaged per spectrum
