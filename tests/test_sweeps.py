@@ -10,17 +10,19 @@ from ardiff.train import TrainingDiverged
 
 def test_runs_vary_only_seed_or_lr():
     base = zoo.recipe("cats-ddpm")
-    rs = sweeps.runs("cats-ddpm", seeds=(0, 1), lr_factors=(0.5, 4.0), steps=40)
+    rs = sweeps.runs("cats-ddpm", seeds=(0, 1), lr_factors=(0.5, 4.0), steps=240)
     assert [r.name for r in rs] == ["cats-ddpm-sweep-seed0", "cats-ddpm-sweep-seed1",
                                     "cats-ddpm-sweep-lr0.5x", "cats-ddpm-sweep-lr4x"]
     assert [r.train.seed for r in rs] == [0, 1, 0, 0]
     assert [r.train.lr for r in rs] == [base.train.lr, base.train.lr, base.train.lr * 0.5, base.train.lr * 4]
     for r in rs:
-        assert r.train.steps == 40 and r.train.warmup_steps == 4
+        assert r.train.steps == 240 and r.train.warmup_steps == base.train.warmup_steps == 200   # the recipe's warm-up
         assert (r.config, r.data, r.objective, r.schedule_spec) == (base.config, base.data, base.objective, base.schedule_spec)
     assert len({r.hash for r in rs}) == 4
     with pytest.raises(ValueError, match="steps must be an int >= 10"):
         sweeps.runs("cats-ddpm", steps=5)
+    with pytest.raises(ValueError, match="steps must exceed the recipe's warm-up of 200"):
+        sweeps.runs("cats-ddpm", steps=200)
     with pytest.raises(ValueError, match="lr_factors must be > 0"):
         sweeps.runs("cats-ddpm", lr_factors=(0,))
 
@@ -30,7 +32,7 @@ def tiny_sweep(tmp_path, monkeypatch, shared_data):
     unet = {**zoo.recipe("cats-ddpm").config, "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
             "attention": False}
     tiny = zoo.recipe("cats-ddpm").variant("cats-ddpm", config=unet, data={**zoo.recipe("cats-ddpm").data, "limit": 64},
-                                           train=dict(batch_size=8))
+                                           train=dict(batch_size=8, warmup_steps=2))
     monkeypatch.setitem(zoo.RECIPES, "cats-ddpm", tiny)
     monkeypatch.setenv("ARDIFF_CACHE", str(tmp_path / "cache"))
     return tmp_path
@@ -54,7 +56,9 @@ def test_sweep_records_scores_and_divergence(tiny_sweep, monkeypatch):
     summary = sweeps.summarise(entry)
     assert summary["lr"] == {16.0: None} and summary["diverged"] == [c["run"]]
     assert abs(summary["seed_mean"] - (a["heldout"] + b["heldout"]) / 2) < 1e-12 and summary["seed_sd"] > 0
-    assert json.loads((tiny_sweep / "sweeps.json").read_text())["cats-ddpm"]["runs"][0]["run"] == a["run"]
+    shipped = json.loads((tiny_sweep / "sweeps.json").read_text())
+    assert shipped["cats-ddpm"]["runs"][0]["run"] == a["run"] and shipped["cats-ddpm"]["complete"]
+    assert "partial:cats-ddpm" not in shipped and entry["converged"] is None   # no shipped model of this recipe
     assert sweeps.load("cats-ddpm", root=tiny_sweep)["runs"][2]["diverged"]
     # the held-out score is the same for the same model: fixed draws of t and noise
     model, _ = zoo.train_recipe(sweeps.runs("cats-ddpm", seeds=(0,), lr_factors=(), steps=10)[0])
@@ -93,3 +97,69 @@ def test_spread_test_is_the_two_sided_f_test():
     assert sweeps.spread_test(summary(0.1, seeds=10), summary(0.1, seeds=10))[1] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="spread > 0"):
         sweeps.spread_test(summary(0.0), summary(0.1))
+
+
+def test_an_interrupted_sweep_resumes_at_its_next_run(tiny_sweep, monkeypatch):
+    real_train, trained = zoo.train_recipe, []
+
+    def interrupted(r, **kw):
+        if r.name.endswith("seed1") and not trained.count(r.name):
+            trained.append(r.name)
+            raise KeyboardInterrupt
+        trained.append(r.name)
+        return real_train(r, **kw)
+
+    monkeypatch.setattr(zoo, "train_recipe", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweeps.run_sweep("cats-ddpm", progress=False, root=tiny_sweep, seeds=(0, 1), lr_factors=(), steps=10)
+    shipped = json.loads((tiny_sweep / "sweeps.json").read_text())
+    assert list(shipped) == ["partial:cats-ddpm"] and [r["run"] for r in shipped["partial:cats-ddpm"]["runs"]] == \
+        ["cats-ddpm-sweep-seed0"] and not shipped["partial:cats-ddpm"]["complete"]
+    with pytest.raises(ValueError, match="no shipped sweep"):          # a partial sweep is not a result
+        sweeps.load("cats-ddpm", root=tiny_sweep)
+    entry = sweeps.run_sweep("cats-ddpm", progress=False, root=tiny_sweep, seeds=(0, 1), lr_factors=(), steps=10)
+    assert trained == ["cats-ddpm-sweep-seed0", "cats-ddpm-sweep-seed1", "cats-ddpm-sweep-seed1"]  # seed0 not redone
+    assert [r["run"] for r in entry["runs"]] == ["cats-ddpm-sweep-seed0", "cats-ddpm-sweep-seed1"]
+    assert list(json.loads((tiny_sweep / "sweeps.json").read_text())) == ["cats-ddpm"]
+    # other settings start afresh instead of mixing runs of two sweeps
+    again = sweeps.run_sweep("cats-ddpm", progress=False, root=tiny_sweep, seeds=(0, 1), lr_factors=(2.0,), steps=10)
+    assert [r["run"] for r in again["runs"]][-1] == "cats-ddpm-sweep-lr2x" and len(again["runs"]) == 3
+
+
+def _entry(seed_scores, lr_scores, untrained=8.0, converged=4.0, scale=1.0):
+    runs = [{"run": f"x-sweep-seed{i}", "lr": 1e-3, "diverged": False, "heldout": scale * v} for i, v in enumerate(seed_scores)]
+    runs += [{"run": f"x-sweep-lr{f:g}x", "lr": 1e-3 * f, "diverged": v is None, "heldout": None if v is None else scale * v}
+             for f, v in lr_scores.items()]
+    return {"name": "x", "untrained": scale * untrained, "converged": scale * converged, "runs": runs}
+
+
+def test_progress_runs_from_untrained_to_converged_in_any_unit():
+    a = sweeps.summarise(_entry((5.0, 5.2, 4.8), {4.0: 6.0, 16.0: None}))
+    b = sweeps.summarise(_entry((5.0, 5.2, 4.8), {4.0: 6.0, 16.0: None}, scale=0.01))
+    assert a["progress"] == pytest.approx(0.75) and a["seed_progresses"] == pytest.approx([0.75, 0.7, 0.8])
+    assert a["lr_progress"] == {4.0: pytest.approx(0.5), 16.0: None}
+    assert a["seed_rel_sd"] == pytest.approx(0.2 / 1.0)        # the sd over the distance still to go (5.0 - 4.0)
+    for k in ("progress", "seed_rel_sd", "seed_progress_sd"):
+        assert a[k] == pytest.approx(b[k])
+    with pytest.raises(ValueError, match="no better than the untrained"):
+        sweeps.summarise(_entry((5.0, 5.2), {}, converged=9.0))
+
+
+def test_the_stability_verdict_gates_then_counts_divergences_and_tests_spreads():
+    steady = sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: 5.5, 16.0: 6.0}))
+    shaky = sweeps.summarise(_entry((5.0, 5.3, 4.7, 5.2, 4.8), {4.0: None, 16.0: None}))
+    ok = sweeps.summarise(_entry((5.0, 5.3, 4.7, 5.2, 4.8), {4.0: 5.5, 16.0: 6.0}))
+    v = sweeps.verdict(shaky, steady)
+    assert v["verdict"] == "supported" and v["diverged"] == {"ar": 2, "dm": 0} and v["says"] == {"lr": "ar", "seeds": "ar"}
+    assert v["ratio"] == pytest.approx(shaky["seed_rel_sd"] / steady["seed_rel_sd"]) and v["p"] < 0.01
+    assert sweeps.verdict(steady, shaky)["verdict"] == "contradicted"
+    assert sweeps.verdict(ok, ok)["verdict"] == "not supported"                       # no difference found
+    mixed = sweeps.verdict(sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: None, 16.0: 6.0})), ok)
+    assert mixed["verdict"] == "mixed" and mixed["says"] == {"lr": "ar", "seeds": "dm"}
+    slow = sweeps.summarise(_entry((6.0, 6.3, 5.7), {4.0: 6.5}))                     # only half way: not judged
+    nj = sweeps.verdict(slow, steady)
+    assert nj["verdict"] == "not judged" and "PixelCNN reaches 50%" in nj["words"] and nj["p"] is None
+    with pytest.raises(ValueError, match="alpha must be in"):
+        sweeps.verdict(ok, ok, alpha=1.5)
+    with pytest.raises(ValueError, match="converged score"):
+        sweeps.verdict({k: v for k, v in ok.items() if k != "progress"}, ok)

@@ -7,14 +7,18 @@ converges. A sweep answers it for one recipe:
 - ``seeds`` runs at the recipe's learning rate, differing only in the seed (initialisation and data order);
 - one run per factor in ``lr_factors``, at seed 0, with the learning rate multiplied by that factor.
 
-Every run keeps the recipe's model, data, objective and schedule, and gets ``steps`` training steps (the
-warm-up shortened to a tenth of them). A run whose loss becomes NaN or infinite is recorded as *diverged*, with
-the step, not dropped. Each finished run is scored on held-out images by :func:`heldout`: the ε-loss of a
-DDPM (fixed draws of t and ε, so every run sees the same ones), or the bits/dim of a PixelCNN.
+Every run keeps the recipe's model, data, objective, schedule and warm-up, and gets ``steps`` training steps
+(the cosine decay squeezed into them). The budget is chosen per family so that each gets a comparable share of
+the way from its untrained score to its converged one (the shipped model's): a sweep that compares a model still
+on its first plateau with one nearly done measures the budget, not the family. A run whose loss becomes NaN or
+infinite is recorded as *diverged*, with the step, not dropped. Each finished run is scored on held-out images by
+:func:`heldout`: the ε-loss of a DDPM (fixed draws of t and ε, so every run sees the same ones), or the bits/dim
+of a PixelCNN.
 
 The results ship as ``ardiff/weights/sweeps.json`` (no weights: the runs are small and many); the command that
-reproduces a sweep is ``python -m ardiff sweep NAME``. Runs train through :func:`ardiff.zoo.train_recipe`, so an
-interrupted sweep resumes where it stopped.
+reproduces a sweep is ``python -m ardiff sweep NAME``. Each finished run is written to the file at once (under
+``partial:NAME`` until the sweep is complete), so an interrupted sweep resumes at its next run, even in another
+session; a run itself resumes from its checkpoint through :func:`ardiff.zoo.train_recipe`.
 """
 from __future__ import annotations
 
@@ -28,12 +32,14 @@ import torch.nn.functional as F
 
 from .checkpoints import atomic_path
 
-__all__ = ["SWEEPS", "runs", "heldout", "run_sweep", "load", "summarise"]
+__all__ = ["SWEEPS", "runs", "heldout", "run_sweep", "load", "summarise", "spread_test", "verdict"]
 
-# name -> seeds, lr factors, steps: 10-12 minutes per family on the 2-core CPU (six runs of 1.5-2 minutes)
+# name -> seeds, lr factors, steps. Five seeds and two raised learning rates per family; each family's budget takes
+# it past its warm-up and at least 70% of the way to its converged score (DDPM ~5 min a run, PixelCNN ~10-13 on the
+# 2-core CPU: about 1 h 50 min for both).
 SWEEPS = {
-    "cats-ddpm": {"seeds": (0, 1, 2), "lr_factors": (0.25, 4.0, 16.0), "steps": 100},
-    "cats-pixelcnn": {"seeds": (0, 1, 2), "lr_factors": (0.25, 4.0, 16.0), "steps": 100},
+    "cats-ddpm": {"seeds": (0, 1, 2, 3, 4), "lr_factors": (4.0, 16.0), "steps": 300},
+    "cats-pixelcnn": {"seeds": (0, 1, 2, 3, 4), "lr_factors": (4.0, 16.0), "steps": 500},
 }
 
 
@@ -53,8 +59,9 @@ def runs(name: str, seeds=(0, 1, 2), lr_factors=(0.25, 4.0, 16.0), steps: int = 
         raise ValueError(f"seeds must be non-negative ints, at least one, got {seeds!r}")
     if any(not f > 0 for f in lr_factors):
         raise ValueError(f"lr_factors must be > 0, got {lr_factors!r}")
-    short = dict(steps=steps, warmup_steps=min(r.train.warmup_steps, steps // 10),
-                 checkpoint_every=max(10, steps // 4), log_every=10)
+    if r.train.warmup_steps >= steps:
+        raise ValueError(f"steps must exceed the recipe's warm-up of {r.train.warmup_steps} steps, got {steps}")
+    short = dict(steps=steps, checkpoint_every=max(10, steps // 10), log_every=10)
     out = [r.variant(f"{name}-sweep-seed{s}", train={**short, "seed": s}) for s in seeds]
     out += [r.variant(f"{name}-sweep-lr{f:g}x", train={**short, "seed": 0, "lr": r.train.lr * f}) for f in lr_factors]
     return out
@@ -86,19 +93,43 @@ def heldout(r, model, n: int = 500, seed: int = 0) -> float:
 
 def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=None, **settings) -> dict:
     """Train every run of the sweep of ``name`` (resuming), score it, and write the results into
-    ``sweeps.json`` (atomically). ``settings`` override :data:`SWEEPS` (seeds, lr_factors, steps)."""
+    ``sweeps.json`` (atomically, after every run). ``settings`` override :data:`SWEEPS` (seeds, lr_factors, steps).
+
+    The entry also holds ``untrained`` (the score of the recipe's model at initialisation) and ``converged`` (the
+    shipped model's score, where one is shipped): the two ends of the way a run's *progress* is measured on."""
     from .train import TrainingDiverged, device_name, pick_device
     from .zoo import recipe, train_recipe
 
     base = recipe(name)
     settings = {**SWEEPS.get(name, {}), **settings}
-    entry = {"name": name, "recipe_hash": base.hash, **{k: list(v) if isinstance(v, tuple) else v
-                                                        for k, v in settings.items()},
-             "device": device_name(pick_device(device)), "torch": torch.__version__,
-             "date": time.strftime("%Y-%m-%d", time.gmtime()), "command": f"python -m ardiff sweep {name}", "runs": []}
-    torch.manual_seed(base.train.seed)                  # the untrained model: where "progress" starts (summarise)
-    entry["untrained"] = heldout(base, base.build().to(pick_device(device)))
-    for r in runs(name, **settings):
+    plan = runs(name, **settings)
+    path = _path(root)
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    meta = {"name": name, "recipe_hash": base.hash, **{k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in settings.items()}}
+    old = results.get(f"partial:{name}", {})
+    if old and all(old.get(k) == v for k, v in meta.items()):
+        entry = old                                      # resume: keep the runs already scored
+    else:
+        dev = pick_device(device)
+        torch.manual_seed(base.train.seed)               # the untrained model: where progress starts (summarise)
+        entry = {**meta, "device": device_name(dev), "torch": torch.__version__,
+                 "date": time.strftime("%Y-%m-%d", time.gmtime()), "command": f"python -m ardiff sweep {name}",
+                 "untrained": heldout(base, base.build().to(dev)), "converged": _converged(base, dev), "runs": []}
+    done = {r["run"] for r in entry["runs"]}
+
+    def write(complete):
+        nonlocal results
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        results.pop(f"partial:{name}", None)
+        results[name if complete else f"partial:{name}"] = {**entry, "complete": complete}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
+
+    for r in plan:
+        if r.name in done:
+            continue
         row = {"run": r.name, "seed": r.train.seed, "lr": r.train.lr, "steps": r.train.steps}
         try:
             model, info = train_recipe(r, device=device, progress=progress, cache=cache)
@@ -108,14 +139,22 @@ def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=No
             row.update(diverged=False, seconds=round(info["seconds"], 1), final_loss=info["final_loss"],
                        history=[list(h) for h in info["history"]], heldout=heldout(r, model))
         entry["runs"].append(row)
+        write(complete=len(entry["runs"]) == len(plan))
         if progress:
             print(f"{r.name}: " + ("diverged" if row["diverged"] else f"held-out {row['heldout']:.4f}"), flush=True)
-    path = _path(root)
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results[name] = entry
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
-    return entry
+    if f"partial:{name}" in results:                     # every run was already scored: finish the entry
+        write(complete=True)
+    return {**entry, "complete": True}
+
+
+def _converged(r, device) -> float | None:
+    """The held-out score of the shipped model of recipe ``r`` (its converged score), or None if none is shipped."""
+    from .shipped import manifest
+    from .zoo import pretrained
+
+    if manifest().get(r.name, {}).get("recipe_hash") != r.hash:
+        return None
+    return heldout(r, pretrained(r.name, device=device).model)
 
 
 def load(name: str, root=None) -> dict:
@@ -135,13 +174,20 @@ def load(name: str, root=None) -> dict:
 def summarise(entry: dict) -> dict:
     r"""A sweep's seed spread and learning-rate sensitivity, in units that compare across model families.
 
-    The *progress* of a run is :math:`(u - s) / (u - \bar s_\text{seeds})`, with u the held-out score of the
-    untrained model and s the run's: 1 is as far as the recipe's learning rate gets on average over seeds, 0 is
-    no better than untrained, and it does not depend on the score's unit (ε-MSE or bits/dim).
+    With u the held-out score of the untrained model, c the converged one (the shipped model's) and s a run's:
+
+    - the *progress* of a run is :math:`(u - s) / (u - c)`: 0 is no better than untrained, 1 is as good as the
+      shipped model, whatever the score's unit (ε-MSE or bits/dim). A sweep compares families fairly only if
+      both get a comparable share of the way (the gate of :func:`verdict`);
+    - the *relative seed spread* is :math:`\operatorname{sd}(s) / (\bar s - c)`: the seed-to-seed sd as a share of
+      the distance the seeds still have to go. A model far from converged has a large distance left, and a spread
+      should be read against it, not against how far the model has come.
 
     Returns:
-        ``seed_mean``, ``seed_sd`` (held-out score over the seed runs), ``seed_progress_sd`` (sd of the seeds'
-        progress), ``lr`` (``{factor: progress, or None when diverged}``) and ``diverged`` (run names).
+        ``seed_mean``, ``seed_sd`` (held-out score over the seed runs), ``seeds``, ``diverged`` (run names),
+        ``lr`` (``{factor: (u - s) / (u - seed_mean), or None when diverged}``) and ``seed_progress_sd``
+        (``seed_sd / (u - seed_mean)``); with a converged score also ``converged``, ``progress`` (the seeds'
+        mean progress), ``seed_progresses``, ``lr_progress`` (``{factor: progress or None}``) and ``seed_rel_sd``.
     """
     seeds = [r for r in entry["runs"] if r["run"].rsplit("-", 1)[-1].startswith("seed")]
     scores = [r["heldout"] for r in seeds if not r["diverged"]]
@@ -153,21 +199,26 @@ def summarise(entry: dict) -> dict:
         raise ValueError(f"the seed runs of {entry['name']!r} score {mean:.4g} on average, no better than the untrained "
                          f"model's {u:.4g}: there is no progress to compare")
     sd = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1)) ** 0.5
+    others = [r for r in entry["runs"] if r not in seeds]
+    out = {"seed_mean": mean, "seed_sd": sd, "seed_progress_sd": sd / abs(u - mean), "seeds": len(scores),
+           "lr": {round(r["lr"] / base_lr, 6): None if r["diverged"] else (u - r["heldout"]) / (u - mean) for r in others},
+           "diverged": [r["run"] for r in entry["runs"] if r["diverged"]]}
+    c = entry.get("converged")
+    if c is not None:
+        if not u > c:
+            raise ValueError(f"the converged score {c:.4g} of {entry['name']!r} is no better than the untrained {u:.4g}")
+        out.update(converged=c, progress=(u - mean) / (u - c), seed_progresses=[(u - v) / (u - c) for v in scores],
+                   lr_progress={round(r["lr"] / base_lr, 6): None if r["diverged"] else (u - r["heldout"]) / (u - c)
+                                for r in others},
+                   seed_rel_sd=sd / (mean - c) if mean > c else float("inf"))
+    return out
 
-    def progress(v):
-        return (u - v) / (u - mean)
 
-    lr = {round(r["lr"] / base_lr, 6): None if r["diverged"] else progress(r["heldout"])
-          for r in entry["runs"] if r not in seeds}
-    sd_progress = sd / abs(u - mean)
-    return {"seed_mean": mean, "seed_sd": sd, "seed_progress_sd": sd_progress, "seeds": len(scores), "lr": lr,
-            "diverged": [r["run"] for r in entry["runs"] if r["diverged"]]}
-
-
-def spread_test(a: dict, b: dict) -> tuple[float, float]:
+def spread_test(a: dict, b: dict, key: str = "seed_progress_sd") -> tuple[float, float]:
     r"""Is one family's seed-to-seed spread really larger than the other's? The F test on two summaries.
 
-    With :math:`s_a, s_b` the sds of progress over :math:`n_a, n_b` seeds (``summarise``), equal spreads make
+    With :math:`s_a, s_b` the spreads ``key`` of two summaries (``summarise``: ``seed_progress_sd`` or
+    ``seed_rel_sd``, each a seed sd over a fixed scale) over :math:`n_a, n_b` seeds, equal spreads make
     :math:`F = s_a^2 / s_b^2` follow :math:`F(n_a - 1, n_b - 1)` (normal scores). Three seeds each give a ratio
     :math:`s_a / s_b` of 2 or more, either way, 40% of the time, so only a far larger ratio is evidence.
 
@@ -177,9 +228,62 @@ def spread_test(a: dict, b: dict) -> tuple[float, float]:
     from scipy.stats import f as f_dist
 
     for name, s in (("a", a), ("b", b)):
-        if not s["seed_progress_sd"] > 0 or s["seeds"] < 2:
+        if key not in s:
+            raise ValueError(f"key must be a spread in both summaries, e.g. 'seed_progress_sd'; summary {name} has no {key!r}")
+        if not 0 < s[key] < float("inf") or s["seeds"] < 2:
             raise ValueError(f"summary {name} needs >= 2 seeds with a spread > 0; got {s['seeds']} seeds, "
-                             f"sd {s['seed_progress_sd']}")
-    ratio = a["seed_progress_sd"] / b["seed_progress_sd"]
+                             f"{key} {s[key]}")
+    ratio = a[key] / b[key]
     dist = f_dist(a["seeds"] - 1, b["seeds"] - 1)
     return ratio, min(1.0, 2 * min(dist.sf(ratio ** 2), dist.cdf(ratio ** 2)))
+
+
+def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7) -> dict:
+    """The study's stability claim ("autoregressive training is sensitive, diffusion training very stable") judged
+    on two sweep summaries (:func:`summarise`, each with a converged score).
+
+    - **Gate:** both families' seeds must average at least ``gate`` of the way from untrained to converged;
+      otherwise the budget, not the family, would decide, and the verdict is "not judged".
+    - **Learning rate:** the family with more diverged runs among its raised learning rates is the more sensitive.
+    - **Seeds:** the F test of the relative seed spreads (``spread_test(..., key="seed_rel_sd")``) at ``alpha``.
+
+    The claim is "supported" when every test that finds a difference finds the PixelCNN the more sensitive,
+    "contradicted" when every one finds the DDPM so, "mixed" when they disagree and "not supported" when none
+    finds a difference. Returns ``verdict`` (that word), ``words`` (a sentence), ``ratio``, ``p``, ``diverged``
+    (``{"ar": n, "dm": n}``) and ``says`` (``{"lr": "ar" | "dm" | None, "seeds": ...}``).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not 0 < gate <= 1:
+        raise ValueError(f"gate must be in (0, 1], got {gate!r}")
+    for name, s in (("ar", ar), ("dm", dm)):
+        if "progress" not in s:
+            raise ValueError(f"{name} must be a summary with a converged score (summarise of a sweep with 'converged')")
+    n = {"ar": sum(v is None for v in ar["lr_progress"].values()), "dm": sum(v is None for v in dm["lr_progress"].values())}
+    out = {"diverged": n, "ratio": None, "p": None, "says": {"lr": None, "seeds": None}}
+    short = [f"the {label} reaches {s['progress']:.0%}" for label, s in (("PixelCNN", ar), ("DDPM", dm))
+             if s["progress"] < gate]
+    if short:
+        return {**out, "verdict": "not judged",
+                "words": f"not judged: at this budget {' and '.join(short)} of the way to its converged score "
+                         f"(the gate asks {gate:.0%} of each)"}
+    ratio, p = spread_test(ar, dm, key="seed_rel_sd")
+    says = {"lr": "ar" if n["ar"] > n["dm"] else "dm" if n["dm"] > n["ar"] else None,
+            "seeds": ("ar" if ratio > 1 else "dm") if p < alpha else None}
+    name = {"ar": "the PixelCNN", "dm": "the DDPM"}
+    reasons = {"lr": lambda w: f"{name[w]} diverges at more raised learning rates ({n[w]} against "
+                               f"{n['dm' if w == 'ar' else 'ar']})",
+               "seeds": lambda w: f"{name[w]} varies {max(ratio, 1 / ratio):.1f}x more from seed to seed "
+                                  f"(F test p = {p:.3g})"}
+    found = [(k, w) for k, w in says.items() if w]
+    said = [reasons[k](w) for k, w in found]
+    if not found:
+        word, words = "not supported", (f"not supported: neither family is the more sensitive at this budget (divergences "
+                                        f"{n['ar']} and {n['dm']}; seed spread ratio {ratio:.1f}, F test p = {p:.3g})")
+    elif len({w for _, w in found}) == 2:
+        word, words = "mixed", f"mixed: {said[0]}, but {said[1]}"
+    elif found[0][1] == "ar":
+        word, words = "supported", "supported: " + " and ".join(said)
+    else:
+        word, words = "contradicted", "contradicted: " + " and ".join(said)
+    return {**out, "verdict": word, "words": words, "ratio": ratio, "p": p, "says": says}
