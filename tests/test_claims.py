@@ -288,3 +288,21 @@ def test_an_outside_measure_and_an_outside_claim_join_the_ledger():
         ledger.add_measure("spec2", {"ref": 1.0, "shifted": 2.0}, {"ref": base, "shifted": base[:10]})
     with pytest.raises(ValueError, match="reserved"):
         ledger.add_measure("fid", {"ref": 1.0}, {"ref": base})
+
+
+def test_one_claim_on_two_measures_is_mixed_when_they_disagree():
+    from ardiff.claims import measures_verdict
+    both = measures_verdict({"FID": "better", "spectral distance": "better"}, "diffusion", "the PixelCNN")
+    assert both == ("supported", "supported: diffusion is better on every measure (FID favours diffusion, "
+                                 "spectral distance favours diffusion)")
+    word, said = measures_verdict({"FID": "better", "spectral distance": "worse"}, "diffusion", "the PixelCNN")
+    assert word == "mixed" and "FID favours diffusion, spectral distance favours the PixelCNN" in said
+    assert measures_verdict({"FID": "better", "spectral distance": "tie"}, "A", "B")[0] == "mixed"
+    assert measures_verdict({"FID": "worse", "spectral distance": "worse"}, "A", "B")[0] == "contradicted"
+    assert measures_verdict({"FID": "tie", "spectral distance": "tie"}, "A", "B")[0] == "not supported"
+    assert measures_verdict({"FID": "not judged: A makes no digits", "x": "better"}, "A", "B") == \
+        ("not judged", "not judged: A makes no digits")
+    with pytest.raises(ValueError, match="verdicts must be"):
+        measures_verdict({"FID": "slightly better"}, "A", "B")
+    with pytest.raises(ValueError, match="at least one measure"):
+        measures_verdict({}, "A", "B")

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
-from ardiff.timing import _sampled_peak_bytes, compare_speed, peak_memory_gb, seconds_per_image, speed_verdict
+from ardiff.timing import Timing, _sampled_peak_bytes, compare_speed, peak_memory_gb, seconds_per_image, slower_claim, speed_verdict
 
 
 def counting():
@@ -191,3 +191,37 @@ def test_a_fixed_memory_overhead_does_not_rule_out_batches_that_fit():
     t = seconds_per_image(fn, batch_sizes=(1, 2, 8, 64, 512), memory_cap_gb=2, regimes=("throughput",),
                           memory=overhead, device="cpu", clock=clock_of([1.0] * 5))
     assert t["throughput"].batch == 64 and calls[512] == 0        # 512 is predicted at 5.6 GB: not run
+
+
+def _t(regime, median, lo, hi, batch=1):
+    return Timing(regime, batch, median, (lo, hi), (lo, median, hi, median, median), None)
+
+
+def test_a_part_of_the_work_scaled_to_the_whole():
+    part = _t("throughput", 0.01, 0.009, 0.012, batch=256)
+    whole = part.scaled(200, "every step costs the same; 5 of 1,000 steps timed")
+    assert whole.seconds_per_image == pytest.approx(2.0) and whole.iqr == pytest.approx((1.8, 2.4))
+    assert whole.repeats == pytest.approx(tuple(200 * r for r in part.repeats)) and whole.batch == 256
+    assert "x200: every step costs the same" in whole.note and whole.regime == "throughput"
+    for bad in (0, -1.0, float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="factor must be"):
+            part.scaled(bad, "why")
+    with pytest.raises(ValueError, match="why must say"):
+        part.scaled(2.0, "")
+
+
+def test_the_slower_claim_in_every_regime():
+    slow = {"latency": _t("latency", 3.0, 2.9, 3.1), "throughput": _t("throughput", 1.0, 0.9, 1.1, 256)}
+    fast = {"latency": _t("latency", 1.0, 0.9, 1.1), "throughput": _t("throughput", 0.5, 0.45, 0.55, 256)}
+    odd = {"latency": _t("latency", 1.0, 0.9, 1.1), "throughput": _t("throughput", 2.0, 1.9, 2.1, 256)}
+    word, said = slower_claim(slow, fast, names=("PixelCNN", "DPM-Solver++ 10"))
+    assert word == "supported" and said.startswith("latency (batch 1): PixelCNN is 3x slower than DPM-Solver++ 10")
+    assert slower_claim(fast, slow)[0] == "contradicted"
+    assert slower_claim(slow, slow)[0] == "not supported"
+    word, said = slower_claim(slow, odd)
+    assert word == "mixed" and "the regimes disagree" in said
+    level_one = {"latency": slow["latency"], "throughput": fast["throughput"]}
+    assert slower_claim(level_one, fast)[0] == "mixed"              # slower at batch 1, level in bulk
+    assert slower_claim({"latency": slow["latency"]}, slow)[0] == "not supported"   # only the shared regimes count
+    with pytest.raises(ValueError, match="must share a regime"):
+        slower_claim({"latency": slow["latency"]}, {"throughput": slow["throughput"]})

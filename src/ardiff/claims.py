@@ -40,7 +40,7 @@ import numpy as np
 from .resampling import bootstrap_means, bootstrap_sets  # re-exported: lessons import them from here
 
 __all__ = ["Difference", "difference", "compare", "holm", "bootstrap_means", "bootstrap_sets", "collapse", "not_digits",
-           "verdict_words", "Ledger", "claims_table"]
+           "verdict_words", "measures_verdict", "Ledger", "claims_table"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,38 @@ def verdict_words(verdict: str, a: str, b: str, better: str = "{a} better", wors
     never "equal": equal quality needs an equivalence test with a margin (:meth:`Difference.equivalent`)."""
     words = {"better": better, "worse": worse, "tie": tie}
     return words[verdict].format(a=a, b=b) if verdict in words else verdict
+
+
+def measures_verdict(verdicts: dict, a: str, b: str) -> tuple[str, str]:
+    """One claim, "a is better than b", judged on several measures at once: ``verdicts`` ``{measure: 'better' |
+    'worse' | 'tie'}`` for a over b (e.g. from :meth:`Ledger.confirm`).
+
+    When the measures disagree, the verdict is "mixed" and says which measure favours which side; a measure that
+    finds no difference beside one that does is a disagreement too (the claim holds on one measure only).
+
+    Returns:
+        ``(word, sentence)``: "supported" (a better on every measure), "contradicted" (b better on every one),
+        "not supported" (no measure finds a difference) or "mixed"; a 'not judged: ...' verdict on any measure
+        makes the whole "not judged" with its reason.
+    """
+    if not verdicts:
+        raise ValueError("verdicts must name at least one measure")
+    bad = {m: v for m, v in verdicts.items() if v not in ("better", "worse", "tie") and not str(v).startswith("not judged")}
+    if bad:
+        raise ValueError(f"verdicts must be 'better', 'worse', 'tie' or 'not judged: ...', got {bad}")
+    gone = [v for v in verdicts.values() if str(v).startswith("not judged")]
+    if gone:
+        return "not judged", gone[0]
+    say = {"better": f"favours {a}", "worse": f"favours {b}", "tie": "finds no difference"}
+    parts = ", ".join(f"{m} {say[v]}" for m, v in verdicts.items())
+    kinds = set(verdicts.values())
+    if kinds == {"better"}:
+        return "supported", f"supported: {a} is better on every measure ({parts})"
+    if kinds == {"worse"}:
+        return "contradicted", f"contradicted: {b} is better on every measure ({parts})"
+    if kinds == {"tie"}:
+        return "not supported", f"not supported: no measure finds a difference ({parts})"
+    return "mixed", f"mixed: the measures disagree ({parts})"
 
 
 class Ledger:

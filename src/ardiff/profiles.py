@@ -59,6 +59,11 @@ class Profile:
     cats_naive_rows: int           # rows the naive PixelCNN sampler is timed on (its every step costs the same)
     cats_bound_n: int              # test cats of the likelihood row
     cats_bound_steps: int          # stratified KL terms of cats-ddpm's bound (T = 1000); cats-ddpm-s2 uses all 99
+    cats_dpm_steps: tuple          # DPM-Solver++ steps of cats-ddpm compared
+    cats_time_batch: int           # the throughput regime's batch (latency is batch 1)
+    cats_time_steps: int           # diffusion steps timed per sampler (every step costs the same; scaled to the chain)
+    cats_pcnn_time_rows: int       # PixelCNN rows timed (every row costs about the same; scaled to 32 rows)
+    cats_time_repeats: int         # timed calls per sampler and regime (median and interquartile range)
     # lesson 07: block-wise autoregressive diffusion
     bw_n: int                      # samples per configuration (FID at this n)
     bw_steps: tuple                # steps per block S of the grid
@@ -75,6 +80,7 @@ PROFILES = {
                      ar_t_starts=(200, 600), ar_step_grid=(5, 10), ar_control_steps=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
                      cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
+                     cats_dpm_steps=(10,), cats_time_batch=8, cats_time_steps=2, cats_pcnn_time_rows=1, cats_time_repeats=5,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), dpm_steps=(5, 10, 20, 50),
@@ -84,6 +90,7 @@ PROFILES = {
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50), ar_control_steps=(5, 10),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
                     cats_n=500, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
+                    cats_dpm_steps=(10, 20), cats_time_batch=256, cats_time_steps=5, cats_pcnn_time_rows=4, cats_time_repeats=5,
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
 }
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 __all__ = ["REGIMES", "Timing", "SpeedComparison", "seconds_per_image", "compare_speed", "speed_verdict",
-           "peak_memory_gb"]
+           "slower_claim", "peak_memory_gb"]
 
 REGIMES = ("latency", "throughput")
 GB = 1e9
@@ -61,6 +61,19 @@ class Timing:
     @property
     def images_per_second(self) -> float:
         return 1.0 / self.seconds_per_image
+
+    def scaled(self, factor: float, why: str) -> "Timing":
+        """This timing of a part of the work, extended to the whole: the median, the spread and every repeat times
+        ``factor``, and ``why`` (the assumption that makes the part stand for the whole) added to the note.
+
+        E.g. a sampler whose every step costs the same, timed on k of its S steps: ``t.scaled(S / k, "...")``."""
+        if isinstance(factor, bool) or not isinstance(factor, Real) or not 0 < factor < float("inf"):
+            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+        if not isinstance(why, str) or not why:
+            raise ValueError("why must say what makes the timed part stand for the whole (a non-empty string)")
+        return Timing(self.regime, self.batch, self.seconds_per_image * factor,
+                      (self.iqr[0] * factor, self.iqr[1] * factor), tuple(r * factor for r in self.repeats),
+                      self.memory_gb, "; ".join(filter(None, (self.note, f"x{factor:g}: {why}"))))
 
     def __str__(self):
         lo, hi = self.iqr
@@ -306,6 +319,28 @@ def speed_verdict(a: dict[str, Timing], b: dict[str, Timing], names=("A", "B")) 
     tail = (" — the regimes disagree" if {1, -1} <= signs else
             " — the regimes agree" if len(a) > 1 and len(signs) == 1 and 0 not in signs else "")
     return "; ".join(parts) + tail
+
+
+def slower_claim(a: dict[str, Timing], b: dict[str, Timing], names=("A", "B")) -> tuple[str, str]:
+    """The claim "A is slower than B", judged in every regime both were timed in (:func:`speed_verdict`'s rule:
+    overlapping interquartile ranges are level).
+
+    Returns:
+        ``(word, sentence)``: word "supported" (A slower in every regime), "contradicted" (A faster in every
+        regime), "mixed" (the regimes differ: one slower and one faster or level) or "not supported" (level in
+        every regime); the sentence is :func:`speed_verdict`'s, which names each regime and its batch.
+    """
+    regimes = [r for r in a if r in b]
+    if not regimes:
+        raise ValueError(f"a and b must share a regime; a has {sorted(a)}, b has {sorted(b)}")
+    signs = set()
+    for r in regimes:
+        ta, tb = a[r], b[r]
+        level = ta.iqr[0] <= tb.iqr[1] and tb.iqr[0] <= ta.iqr[1]
+        signs.add(0 if level else 1 if ta.seconds_per_image > tb.seconds_per_image else -1)
+    word = ("supported" if signs == {1} else "contradicted" if signs == {-1} else
+            "not supported" if signs == {0} else "mixed")
+    return word, speed_verdict({r: a[r] for r in regimes}, {r: b[r] for r in regimes}, names)
 
 
 def compare_speed(a, b, names=("A", "B"), **kwargs) -> SpeedComparison:
