@@ -18,6 +18,16 @@ diffusion per row; h = H is one block, i.e. plain diffusion. One network serves 
 Training (:func:`loss`) draws, per example, h from :data:`BLOCK_ROWS`, a block index k, a timestep t and
 ε, and noises only block k. Sampling (:func:`sample`) runs ``steps_per_block`` DDIM (or ancestral) steps
 per block, each block starting from fresh noise, and never revises a finished block.
+
+Issue 28's tools for a fair test:
+
+- :func:`from_ddpm` / :func:`init_from_ddpm`: a block model that starts as the trained DDPM (zero weights on the mask
+  channels, zero embedding of h), to fine-tune per height as BD3-LM does; :func:`ardiff.gates.block_gate` checks it
+  predicts its block's noise no worse than the DDPM;
+- :func:`teacher_forced` and :func:`compounding`: the same model with the real rows above each block against its own
+  rows, block by block (the direct test of compounding errors);
+- :func:`passes`: the cost in full-image passes, for the U-Net used here (K·S) and for a KV-cached causal
+  transformer (about S).
 """
 from __future__ import annotations
 
