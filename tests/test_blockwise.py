@@ -285,6 +285,20 @@ def test_the_per_height_recipes_start_from_the_ddpm_and_train_their_height_only(
         base.variant("x", block_rows=5)
 
 
+def test_a_per_height_run_starts_from_the_ddpm_and_trains_its_height(ddpm, tmp_path):
+    """train_recipe end to end on a tiny variant (2 steps of 8 images, lr ~ 0): the channel-expanding init is used."""
+    from ardiff import zoo
+    r = zoo.recipe("mnist-blockwise-h14")
+    tiny_run = r.variant("mnist-blockwise-h14", data={**r.data, "limit": 16},
+                         train=dict(steps=2, batch_size=8, lr=1e-12, warmup_steps=1, checkpoint_every=None, log_every=1,
+                                    progress=False))
+    model, info = zoo.train_recipe(tiny_run, device="cpu", progress=False, cache=tmp_path)
+    assert info["steps"] == 2 and info["final_loss"] > 0
+    x_t, t = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2)), torch.tensor([10, 500])
+    with torch.no_grad():
+        torch.testing.assert_close(_eps_at(model, x_t, t, 28)[0], ddpm(x_t, t), rtol=0, atol=1e-5)
+
+
 # ---------------------------------------------------------------- samplers per block
 @pytest.mark.parametrize("method", ["ddim", "ddpm", "dpm-solver++"])
 @pytest.mark.parametrize("h,S", [(7, 1), (7, 2), (14, 5), (4, 3)])
