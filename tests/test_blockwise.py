@@ -1,8 +1,10 @@
 """Block-wise autoregressive diffusion: causality, kept blocks, evaluation counts, the masked loss, arguments."""
+import numpy as np
 import pytest
 import torch
 
 from ardiff import NoiseSchedule, blockwise
+from ardiff.samplers import timestep_sequence
 from ardiff.unet import UNet
 
 SCHED = NoiseSchedule.linear(1000)
@@ -202,15 +204,212 @@ def test_block_frechet_ratio_finds_errors_that_grow_down_the_image_and_none_wher
     assert abs(null["pooled"] - 1) < 3 * null["pooled_sd"] and null["pooled_sd"] > 0
 
 
-def test_block_frechet_ratio_rejects_bad_arguments():
+@pytest.mark.parametrize("fn", [blockwise.block_frechet_ratio, blockwise.compounding])
+def test_block_frechet_bootstraps_reject_bad_arguments(fn):
     x = digits(100)
     with pytest.raises(ValueError, match="blocks must be"):
-        blockwise.block_frechet_ratio(x, x, x, 7, blocks=[4])
+        fn(x, x, x, 7, blocks=[4])
     with pytest.raises(ValueError, match="increasing"):
-        blockwise.block_frechet_ratio(x, x, x, 1, blocks=[5, 3])
+        fn(x, x, x, 1, blocks=[5, 3])
     with pytest.raises(ValueError, match="draws must be at least 2"):
-        blockwise.block_frechet_ratio(x, x, x, 1, draws=1)
+        fn(x, x, x, 1, draws=1)
     with pytest.raises(ValueError, match="block_rows = 4 gives 112 pixels per block, too many for 100 images"):
-        blockwise.block_frechet_ratio(x, x, x, 4)
-    with pytest.raises(ValueError, match="block_rows"):
-        blockwise.block_frechet_ratio(x, x, x, 5)
+        fn(x, x, x, 4)
+    with pytest.raises(ValueError, match="block_rows must be one of"):
+        fn(x, x, x, 5)
+
+
+# ---------------------------------------------------------------- block models fine-tuned from mnist-ddpm (issue 28)
+@pytest.fixture(scope="module")
+def ddpm():
+    from ardiff import zoo
+    return zoo.load("mnist-ddpm", device="cpu")
+
+
+def _eps_at(model, x_t, t, h, k=0):
+    n = len(x_t)
+    ctx, cur = blockwise.block_masks(torch.full((n,), k), torch.full((n,), h), 28)
+    y = torch.full((n,), blockwise.BLOCK_ROWS.index(h))
+    return model(blockwise.denoiser_input(x_t, x_t, ctx, cur), t, y), ctx, cur
+
+
+def test_a_block_model_from_the_ddpm_is_the_ddpm_at_h28_before_fine_tuning(ddpm):
+    """Zero weights on the two mask channels and a zero embedding of h: the DDPM's eps at h = 28 (to ~1e-5)."""
+    block = blockwise.from_ddpm(ddpm)
+    assert block.conv_in.weight[:, 1:].abs().max() == 0 and block.label_emb.weight.abs().max() == 0
+    x_t = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 100, 300, 600, 900, 999])
+    with torch.no_grad():
+        ref = ddpm(x_t, t)
+        at28, _, _ = _eps_at(block, x_t, t, 28)
+        at7, ctx, cur = _eps_at(block, x_t, t, 7, k=2)                 # the masks are read with zero weight
+        ref7 = ddpm(x_t * (ctx + cur), t)                               # channel 0 only: context + block, zeros below
+    torch.testing.assert_close(at28, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(at7, ref7, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="block_model must be the DDPM's UNet"):
+        blockwise.init_from_ddpm(UNet(in_channels=3, out_channels=1, base_channels=16, groups=4), ddpm)
+    with pytest.raises(ValueError, match="ddpm must be a 1-channel unconditional UNet"):
+        blockwise.init_from_ddpm(block, block)
+
+
+def test_the_per_height_recipes_start_from_the_ddpm_and_train_their_height_only(ddpm):
+    from ardiff import zoo, zoo_train
+    base = zoo.recipe("mnist-blockwise")
+    for h in (2, 4, 7, 14):
+        r = zoo.recipe(f"mnist-blockwise-h{h}")
+        assert r.init == "mnist-ddpm" and r.block_rows == h and r.metric["block_rows"] == h
+        assert r.config == base.config and r.objective == base.objective and r.metric["steps"] == base.metric["steps"]
+        assert (r.train.steps, r.train.batch_size, r.train.lr) == (1500, 64, 2e-4) and r.train.ema_decay > 0
+        assert r.to_dict()["block_rows"] == h and r.to_dict()["init"]["sha256"] == zoo.card("mnist-ddpm")["sha256"]
+    assert "block_rows" not in base.to_dict() and base.hash == zoo.card("mnist-blockwise")["recipe_hash"]
+    model = zoo_train.initial_model(zoo.recipe("mnist-blockwise-h7"))   # the channel-expanding load of the recipe
+    x_t, t = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1)), torch.tensor([50, 700])
+    with torch.no_grad():
+        torch.testing.assert_close(_eps_at(model.eval(), x_t, t, 28)[0], ddpm(x_t, t), rtol=0, atol=1e-5)
+
+    class Spy(torch.nn.Module):                                          # the loss draws h = 7 blocks only
+        def __init__(self):
+            super().__init__()
+            self.heights = set()
+
+        def forward(self, inp, t, y):
+            self.heights |= set(inp[:, 2, :, 0].sum(1).long().tolist())
+            return torch.zeros_like(inp[:, :1])
+
+    spy = Spy()
+    zoo_train.objective(zoo.recipe("mnist-blockwise-h7"))(spy, (digits(32),), torch.Generator().manual_seed(0))
+    assert spy.heights == {7}
+    with pytest.raises(ValueError, match="block_rows goes with objective 'blockwise-eps-mse'"):
+        zoo.recipe("mnist-ddpm").variant("x", block_rows=7)
+    with pytest.raises(ValueError, match="must be one of"):
+        base.variant("x", block_rows=5)
+
+
+def test_a_per_height_run_starts_from_the_ddpm_and_trains_its_height(ddpm, tmp_path):
+    """train_recipe end to end on a tiny variant (2 steps of 8 images, lr ~ 0): the channel-expanding init is used."""
+    from ardiff import zoo
+    r = zoo.recipe("mnist-blockwise-h14")
+    tiny_run = r.variant("mnist-blockwise-h14", data={**r.data, "limit": 16},
+                         train=dict(steps=2, batch_size=8, lr=1e-12, warmup_steps=1, checkpoint_every=None, log_every=1,
+                                    progress=False))
+    model, info = zoo.train_recipe(tiny_run, device="cpu", progress=False, cache=tmp_path)
+    assert info["steps"] == 2 and info["final_loss"] > 0
+    x_t, t = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2)), torch.tensor([10, 500])
+    with torch.no_grad():
+        torch.testing.assert_close(_eps_at(model, x_t, t, 28)[0], ddpm(x_t, t), rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------- samplers per block
+@pytest.mark.parametrize("method", ["ddim", "ddpm", "dpm-solver++"])
+@pytest.mark.parametrize("h,S", [(7, 1), (7, 2), (14, 5), (4, 3)])
+def test_each_block_makes_exactly_S_evaluations_at_the_trailing_steps(method, h, S):
+    """Counted with a forward hook on the network: block k gets S calls, at trailing spacing's S timesteps."""
+    model, calls = tiny(), []
+    hook = model.register_forward_hook(lambda mod, args, out: calls.append(
+        (int(args[0][0, 2, :, 0].argmax()) // h, int(args[1][0]))))   # (block index from the current mask, t)
+    for clip in (False, True):
+        calls.clear()
+        blockwise.sample(model, SCHED, 3, h, S, method=method, clip_x0=clip, generator=torch.Generator().manual_seed(0))
+        seq = timestep_sequence(999, S, "trailing")
+        assert calls == [(k, t) for k in range(28 // h) for t in seq]
+    calls.clear()
+    blockwise.teacher_forced(model, SCHED, digits(3), h, S, method=method)
+    assert len(calls) == blockwise.nfe(h, S)
+    hook.remove()
+
+
+def test_clip_x0_is_explicit_and_reaches_every_block_step():
+    model = tiny()
+    with torch.no_grad():                                                  # a large eps: x0_hat leaves [-1, 1]
+        model.conv_out.bias.fill_(3.0)
+    a, b = (blockwise.sample(model, SCHED, 2, 7, 4, method="dpm-solver++", clip_x0=c,
+                             generator=torch.Generator().manual_seed(0)) for c in (False, True))
+    assert not torch.allclose(a, b)
+
+
+# ---------------------------------------------------------------- teacher forcing and compounding
+def test_teacher_forcing_reads_the_real_rows_above_and_nothing_below():
+    model, real = tiny(), digits(4)
+    g = lambda: torch.Generator().manual_seed(3)
+    forced = blockwise.teacher_forced(model, SCHED, real, 7, 2, generator=g())
+    free = blockwise.sample(model, SCHED, 4, 7, 2, generator=g())
+    assert forced.shape == real.shape and forced.abs().max() <= 1
+    assert torch.equal(forced[:, :, :7], free[:, :, :7])                 # block 0 has no context: the same draw
+    assert not torch.allclose(forced[:, :, 7:], free[:, :, 7:])          # later blocks see real rows, not their own
+    changed = real.clone()
+    changed[:, :, 21:] = digits(4, seed=8)[:, :, 21:]                    # the last block's real rows are never read
+    assert torch.equal(blockwise.teacher_forced(model, SCHED, changed, 7, 2, generator=g()), forced)
+    changed[:, :, 14:21] = digits(4, seed=9)[:, :, 14:21]                # block 2's rows: only block 3 changes
+    other = blockwise.teacher_forced(model, SCHED, changed, 7, 2, generator=g())
+    assert torch.equal(other[:, :, :21], forced[:, :, :21]) and not torch.equal(other[:, :, 21:], forced[:, :, 21:])
+    with pytest.raises(ValueError, match="x_real must be"):
+        blockwise.teacher_forced(model, SCHED, real[:, :, :, :20], 7, 2)
+    with pytest.raises(ValueError, match="block_rows must be one of"):
+        blockwise.teacher_forced(model, SCHED, real, 5, 2)
+    with pytest.raises(ValueError, match="method must be"):
+        blockwise.teacher_forced(model, SCHED, real, 7, 2, method="euler")
+
+
+def _stripes(n, seed, scale=None):
+    """(n, 1, 28, 4) toy images: 7 blocks of 4 rows x 4 columns (16 pixels), block k scaled by scale(k)."""
+    x = torch.randn(n, 1, 28, 4, generator=torch.Generator().manual_seed(seed))
+    if scale is not None:
+        for k in range(7):
+            x[:, :, 4 * k:4 * k + 4] *= scale(k)
+    return x
+
+
+def test_compounding_finds_free_blocks_that_fall_behind_and_nothing_in_a_null():
+    real, forced = _stripes(300, 1), _stripes(300, 2)
+    free = forced.clone()
+    for k in range(1, 7):                                                 # free block k drifts by 8% per block
+        free[:, :, 4 * k:4 * k + 4] *= 1 + 0.08 * k
+    r = blockwise.compounding(free, forced, real, 4, draws=200)
+    assert r["blocks"] == list(range(7)) and r["diff"].shape == r["sd"].shape == r["p"].shape == (7,)
+    assert r["diff"][0] == 0 and r["sd"][0] == 0 and r["p"][0] == 1     # block 0: the same pixels in both
+    assert (r["z"][3:] > 3).all() and (np.diff(r["diff"]) > 0).all()
+    fs, ff = blockwise.block_frechet(free, real, 4), blockwise.block_frechet(forced, real, 4)
+    assert r["free"] == pytest.approx(fs) and r["forced"] == pytest.approx(ff)
+    assert r["differences"][5].value == pytest.approx(fs[5] - ff[5]) and r["draws"] == 200
+    from ardiff.claims import holm
+    assert holm(r["p"])[6] and not holm(r["p"])[0]
+    null = blockwise.compounding(_stripes(300, 3), forced, real, 4, blocks=[1, 3, 5], draws=200)
+    assert null["blocks"] == [1, 3, 5] and not any(holm(null["p"]))      # the same distribution: no block differs
+    assert (null["sd"] > 0).all()
+
+
+def test_compounding_needs_paired_sample_sets():
+    x = _stripes(100, 0)                                                  # the other checks: test_block_frechet_bootstraps...
+    with pytest.raises(ValueError, match="same shape"):
+        blockwise.compounding(x, x[:50], x, 4)
+    with pytest.raises(ValueError, match="same shape"):
+        blockwise.compounding(x, x, digits(100), 4)
+
+
+# ---------------------------------------------------------------- cost models
+@pytest.mark.parametrize("h,S", [(1, 4), (2, 8), (7, 1), (7, 16), (14, 2), (28, 10)])
+def test_unet_cost_is_K_times_S_full_passes(h, S):
+    assert blockwise.passes(h, S) == (28 // h) * S == blockwise.nfe(h, S)
+
+
+def test_kv_cache_cost_is_about_S_passes_whatever_the_block_height():
+    for S in (1, 4, 16):
+        assert blockwise.passes(28, S, model="kv-cache") == pytest.approx(S)   # one block: the DDPM
+        for h in (1, 2, 4, 7, 14):
+            K = 28 // h
+            no_writes = blockwise.passes(h, S, model="kv-cache", cache_writes=False)
+            assert no_writes == pytest.approx(S * (0.75 + 0.25 * (K + 1) / (2 * K)))   # f = 0.25
+            writes = sum((0.75 / K + 0.25 * (k + 1) / K ** 2) for k in range(K - 1))  # one clean pass per block but the last
+            assert blockwise.passes(h, S, model="kv-cache") == pytest.approx(no_writes + writes)
+            assert S / 2 < no_writes <= S < blockwise.passes(h, S)                   # far below the U-Net's K S
+    # h = 7, S = 8: blocks of 0.25 of a pass, attention to 1..4 quarters of the image
+    assert blockwise.passes(7, 8, model="kv-cache", attention_share=0.0, cache_writes=False) == pytest.approx(8)
+    assert blockwise.passes(7, 8, model="kv-cache", attention_share=1.0, cache_writes=False) == pytest.approx(8 * 10 / 16)
+    with pytest.raises(ValueError, match="model must be one of"):
+        blockwise.passes(7, 8, model="transformer")
+    with pytest.raises(ValueError, match="attention_share must be a number in \\[0, 1\\]"):
+        blockwise.passes(7, 8, model="kv-cache", attention_share=1.5)
+    with pytest.raises(ValueError, match="steps_per_block must be an int >= 1"):
+        blockwise.passes(7, 0)
+    with pytest.raises(ValueError, match="block_rows must be one of"):
+        blockwise.passes(5, 2)

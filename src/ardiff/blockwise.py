@@ -18,17 +18,28 @@ diffusion per row; h = H is one block, i.e. plain diffusion. One network serves 
 Training (:func:`loss`) draws, per example, h from :data:`BLOCK_ROWS`, a block index k, a timestep t and
 ε, and noises only block k. Sampling (:func:`sample`) runs ``steps_per_block`` DDIM (or ancestral) steps
 per block, each block starting from fresh noise, and never revises a finished block.
+
+Issue 28's tools for a fair test:
+
+- :func:`from_ddpm` / :func:`init_from_ddpm`: a block model that starts as the trained DDPM (zero weights on the mask
+  channels, zero embedding of h), to fine-tune per height as BD3-LM does; :func:`ardiff.gates.block_gate` checks it
+  predicts its block's noise no worse than the DDPM;
+- :func:`teacher_forced` and :func:`compounding`: the same model with the real rows above each block against its own
+  rows, block by block (the direct test of compounding errors);
+- :func:`passes`: the cost in full-image passes, for the U-Net used here (K·S) and for a KV-cached causal
+  transformer (about S).
 """
 from __future__ import annotations
 
 import torch
 
 from .forward import _check_schedule, q_sample
-from .samplers import SPACINGS, predict_eps, reverse_step, timestep_sequence
+from .samplers import METHODS, SPACINGS, predict_eps, reverse_step, timestep_sequence
 from .schedules import NoiseSchedule
 
-__all__ = ["BLOCK_ROWS", "block_masks", "denoiser_input", "loss", "sample", "nfe", "num_blocks", "seams", "seam_ratio",
-           "block_frechet", "block_frechet_ratio"]
+__all__ = ["BLOCK_ROWS", "COST_MODELS", "block_masks", "denoiser_input", "init_from_ddpm", "from_ddpm", "loss", "sample",
+           "teacher_forced", "nfe", "num_blocks", "seams", "seam_ratio", "block_frechet", "block_frechet_ratio",
+           "compounding", "passes"]
 
 BLOCK_ROWS = (1, 2, 4, 7, 14, 28)  # the block heights one network learns (28x28 MNIST); index = its embedding
 
@@ -80,6 +91,58 @@ def denoiser_input(x_context: torch.Tensor, x_block: torch.Tensor, context: torc
     return torch.cat([x_context * context + x_block * current, context, current], dim=1)
 
 
+def init_from_ddpm(block_model, ddpm):
+    r"""Load a trained DDPM's weights into a block denoiser, with zero weights on its two mask channels and a zero
+    embedding of h: before fine-tuning it *is* the DDPM applied to channel 0 of its input (BD3-LM, Arriola et al.
+    2025, sec. 5: block diffusion fine-tuned from a model trained on whole sequences).
+
+    The DDPM's first convolution :math:`W \in \mathbb R^{C_0 \times 1 \times 3 \times 3}` becomes
+    :math:`[W, 0, 0] \in \mathbb R^{C_0 \times 3 \times 3 \times 3}`, and the label embedding of h starts at 0,
+    so :math:`\varepsilon_\theta([x, m_\text{context}, m_\text{block}], t, h) = \varepsilon_\text{DDPM}(x, t)`.
+    At h = H (one block, no context) channel 0 is :math:`x_t` itself: the block model equals the DDPM. At h < H
+    channel 0 holds clean rows above the noisy block and zeros below, which the DDPM never saw; fine-tuning teaches
+    the model to read them. Every other tensor is copied as it is.
+
+    Args:
+        block_model: a :class:`~ardiff.unet.UNet` with 3 input channels, 1 output channel and ``num_classes``
+            (or none), otherwise the DDPM's config.
+        ddpm: a 1-channel, unconditional :class:`~ardiff.unet.UNet`.
+    Returns:
+        ``block_model``, changed in place.
+    """
+    from dataclasses import asdict
+
+    a, b = asdict(ddpm.config), asdict(block_model.config)
+    if (a["in_channels"], a["out_channels"] or a["in_channels"], a["num_classes"]) != (1, 1, None):
+        raise ValueError(f"ddpm must be a 1-channel unconditional UNet, got in_channels {a['in_channels']}, "
+                         f"out_channels {a['out_channels']}, num_classes {a['num_classes']}")
+    differ = sorted(k for k in a if k not in ("in_channels", "out_channels", "num_classes") and a[k] != b[k])
+    if (b["in_channels"], b["out_channels"]) != (3, 1) or differ:
+        raise ValueError(f"block_model must be the DDPM's UNet with in_channels 3 and out_channels 1; got "
+                         f"in_channels {b['in_channels']}, out_channels {b['out_channels']}, other fields differing: "
+                         f"{differ}")
+    state = ddpm.state_dict()
+    target = block_model.state_dict()
+    conv_in = torch.zeros_like(target["conv_in.weight"])              # (C0, 3, 3, 3)
+    conv_in[:, :1] = state["conv_in.weight"]                          # channel 0: the image; 1, 2: the masks, zero
+    state = {**state, "conv_in.weight": conv_in}
+    if "label_emb.weight" in target:                                  # (num_classes, 4 C0): h adds nothing yet
+        state["label_emb.weight"] = torch.zeros_like(target["label_emb.weight"])
+    block_model.load_state_dict(state)
+    return block_model
+
+
+def from_ddpm(ddpm, num_classes: int | None = len(BLOCK_ROWS)):
+    """A new block denoiser (the DDPM's U-Net reading image + 2 row masks, h embedded in ``num_classes`` labels, the
+    indices of :data:`BLOCK_ROWS`) that starts as the DDPM: :func:`init_from_ddpm`. On the DDPM's device, in its mode."""
+    from dataclasses import replace
+
+    from .unet import UNet
+
+    block = UNet(replace(ddpm.config, in_channels=3, out_channels=1, num_classes=num_classes))
+    return init_from_ddpm(block.to(next(ddpm.parameters()).device), ddpm).train(ddpm.training)
+
+
 def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
          block_rows=BLOCK_ROWS) -> torch.Tensor:
     r"""The block-wise ε-loss, averaged over the current block's pixels of each example, then over the batch.
@@ -109,6 +172,47 @@ def loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Gene
     return (err / current.sum((1, 2, 3))).mean()
 
 
+def _check_sampler(schedule: NoiseSchedule, block_rows: int, steps_per_block: int, method: str, spacing: str,
+                   size: int, keep_blocks: int = 0) -> int:
+    """Validate the arguments :func:`sample` and :func:`teacher_forced` share; returns K."""
+    _check_schedule(schedule)
+    if method not in METHODS:
+        raise ValueError(f"method must be 'ddim', 'ddpm' or 'dpm-solver++', got {method!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    K = num_blocks(block_rows, size)
+    nfe(block_rows, steps_per_block, keep_blocks, size)  # validates steps_per_block and keep_blocks
+    if steps_per_block > schedule.T:
+        raise ValueError(f"steps_per_block must be in [1, T] = [1, {schedule.T}], got {steps_per_block}")
+    return K
+
+
+def _block(model, schedule: NoiseSchedule, x: torch.Tensor, k: int, block_rows: int, seq: list, method: str,
+           clip_x0: bool, generator) -> torch.Tensor:
+    """Block k of every image, drawn by ``len(seq)`` reverse steps given the rows of ``x`` above it (the rest of
+    ``x`` is never read): (n, 1, H, W), zero outside the block, clipped to [-1, 1]."""
+    n, size = len(x), x.shape[-1]
+    h = torch.full((n,), block_rows, device=x.device)
+    y = torch.full((n,), BLOCK_ROWS.index(block_rows), device=x.device)   # h's embedding index
+    eta = 0.0 if method == "ddim" else 1.0
+    context_mask, current = block_masks(torch.full((n,), k, device=x.device), h, size, x.device)
+    x_t = torch.randn(x.shape, device=x.device, generator=generator) * current
+    previous = None                               # DPM-Solver++: (t, x0_hat) of the block's last evaluation
+    for i, t in enumerate(seq):
+        t_prev = seq[i + 1] if i + 1 < len(seq) else -1
+        eps = predict_eps(model, denoiser_input(x, x_t, context_mask, current), t, y)   # in chunks of 64 images
+        x_t, previous = reverse_step(x_t, eps, t, t_prev, schedule, method, eta, clip_x0, generator, previous)
+        x_t = x_t * current
+    return x_t.clamp(-1, 1) * current
+
+
+def _blocks(K: int, start: int, block_rows: int, progress: bool):
+    if not progress:
+        return range(start, K)
+    from tqdm.auto import tqdm
+    return tqdm(range(start, K), desc=f"blocks of {block_rows} rows", leave=False)
+
+
 @torch.no_grad()
 def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_block: int,
            generator: torch.Generator | None = None, context: torch.Tensor | None = None, keep_blocks: int = 0,
@@ -119,9 +223,10 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
     For each block k (from ``keep_blocks`` on): start the block from fresh noise at t = T-1, run
     ``steps_per_block`` steps down to a clean block (DDIM with η = 0 for ``method="ddim"``, the respaced
     ancestral step, DDIM with η = 1, for ``"ddpm"``, or DPM-Solver++(2M) for ``"dpm-solver++"``; the steps of
-    :func:`ardiff.samplers.timestep_sequence` with ``spacing``), each conditioned on the finished rows above;
-    clip the block to [-1, 1] and write it into the image. ``clip_x0=True`` also clips every step's
-    :math:`\hat x_0` to [-1, 1], as in :func:`ardiff.samplers.sample`.
+    :func:`ardiff.samplers.timestep_sequence` with ``spacing``, trailing by default), each conditioned on the
+    finished rows above; clip the block to [-1, 1] and write it into the image. ``clip_x0=True`` also clips every
+    step's :math:`\hat x_0` to [-1, 1], as in :func:`ardiff.samplers.sample`. Each block costs exactly
+    ``steps_per_block`` network evaluations (:func:`nfe`).
 
     Args:
         n: images to draw. block_rows: h, one of :data:`BLOCK_ROWS`. steps_per_block: S >= 1.
@@ -130,17 +235,9 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
     Returns:
         (n, 1, size, size) images in [-1, 1] (and the per-block list).
     """
-    _check_schedule(schedule)
-    if method not in ("ddim", "ddpm", "dpm-solver++"):
-        raise ValueError(f"method must be 'ddim', 'ddpm' or 'dpm-solver++', got {method!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    K = _check_sampler(schedule, block_rows, steps_per_block, method, spacing, size, keep_blocks)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
-    K = num_blocks(block_rows, size)
-    nfe(block_rows, steps_per_block, keep_blocks, size)  # validates steps_per_block and keep_blocks
-    if steps_per_block > schedule.T:
-        raise ValueError(f"steps_per_block must be in [1, T] = [1, {schedule.T}], got {steps_per_block}")
     if (context is not None) != (keep_blocks > 0):
         raise ValueError("context must be given exactly when keep_blocks > 0")
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -149,30 +246,51 @@ def sample(model, schedule: NoiseSchedule, n: int, block_rows: int, steps_per_bl
         if tuple(context.shape) != (n, 1, size, size):
             raise ValueError(f"context must have shape {(n, 1, size, size)}, got {tuple(context.shape)}")
         x[:, :, :keep_blocks * block_rows] = context[:, :, :keep_blocks * block_rows].to(device, torch.float32)
-    h = torch.full((n,), block_rows, device=device)
-    y = torch.full((n,), BLOCK_ROWS.index(block_rows), device=device)   # h's embedding index
     seq = timestep_sequence(schedule.T - 1, steps_per_block, spacing)
-    eta = 0.0 if method == "ddim" else 1.0
     was_training = model.training
     model.eval()
-    grown, blocks = [], range(keep_blocks, K)
-    if progress:
-        from tqdm.auto import tqdm
-        blocks = tqdm(blocks, desc=f"blocks of {block_rows} rows", leave=False)
-    for k in blocks:
-        context_mask, current = block_masks(torch.full((n,), k, device=device), h, size, device)
-        x_t = torch.randn(x.shape, device=device, generator=generator) * current
-        previous = None                           # DPM-Solver++: (t, x0_hat) of the block's last evaluation
-        for i, t in enumerate(seq):
-            t_prev = seq[i + 1] if i + 1 < len(seq) else -1
-            eps = predict_eps(model, denoiser_input(x, x_t, context_mask, current), t, y)   # in chunks of 64 images
-            x_t, previous = reverse_step(x_t, eps, t, t_prev, schedule, method, eta, clip_x0, generator, previous)
-            x_t = x_t * current
-        x = x + x_t.clamp(-1, 1) * current
+    grown = []
+    for k in _blocks(K, keep_blocks, block_rows, progress):
+        x = x + _block(model, schedule, x, k, block_rows, seq, method, clip_x0, generator)
         if return_blocks:
             grown.append(x.cpu().clone())
     model.train(was_training)
     return (x, grown) if return_blocks else x
+
+
+@torch.no_grad()
+def teacher_forced(model, schedule: NoiseSchedule, x_real: torch.Tensor, block_rows: int, steps_per_block: int,
+                   generator: torch.Generator | None = None, method: str = "ddim", spacing: str = "trailing",
+                   clip_x0: bool = False, progress: bool = False) -> torch.Tensor:
+    r"""Every block drawn given the *real* rows above it (teacher forcing), instead of the model's own rows.
+
+    Free running draws :math:`\hat x_{B_k} \sim p_\theta(x_{B_k} \mid \hat x_{B_{<k}})`; teacher forcing draws
+    :math:`\tilde x_{B_k} \sim p_\theta(x_{B_k} \mid x_{B_{<k}})` with :math:`x` the real image. Errors that
+    compound down the image (Diffusion Forcing, Chen et al. 2024, sec. 3; the exposure bias of autoregressive
+    models) make the free blocks fall behind the teacher-forced ones as k grows, in the same model, with the same
+    sampler; :func:`compounding` measures it. The sampler is :func:`sample`'s, step for step, and the random draws
+    are taken in the same order: with the same ``generator`` seed, block k of both starts from the same noise (so
+    block 0, which has no context, is the same in both). K·S network evaluations, as :func:`sample`.
+
+    Args:
+        x_real: (n, 1, H, H) real images in [-1, 1]; image i's rows above block k condition block k of image i.
+        block_rows, steps_per_block, generator, method, spacing, clip_x0: as :func:`sample`.
+    Returns:
+        (n, 1, H, H): block k of image i drawn given the real rows of image i above it, for every k.
+    """
+    if x_real.ndim != 4 or x_real.shape[1] != 1 or x_real.shape[-1] != x_real.shape[-2] or len(x_real) < 1:
+        raise ValueError(f"x_real must be (n, 1, H, H) images with n >= 1, got {tuple(x_real.shape)}")
+    size = x_real.shape[-1]
+    K = _check_sampler(schedule, block_rows, steps_per_block, method, spacing, size)
+    x_real = x_real.to(next(model.parameters()).device, torch.float32)
+    seq = timestep_sequence(schedule.T - 1, steps_per_block, spacing)
+    was_training = model.training
+    model.eval()
+    out = torch.zeros_like(x_real)
+    for k in _blocks(K, 0, block_rows, progress):
+        out = out + _block(model, schedule, x_real, k, block_rows, seq, method, clip_x0, generator)
+    model.train(was_training)
+    return out
 
 
 def seams(images: torch.Tensor, block_rows: int):
@@ -238,6 +356,29 @@ def block_frechet(samples: torch.Tensor, reference: torch.Tensor, block_rows: in
                 reference[..., k * h:(k + 1) * h, :].flatten(1).double().cpu().numpy()) for k in range(H // h)]
 
 
+def _check_bootstrap(h: int, K: int, W: int, blocks, draws: int, *sets) -> list:
+    """Validate the block indices (returned as a list; None: all K) and draws of a bootstrap of per-block Fréchet
+    distances, and that each set has more images than a block has pixels (about 63% of a resample's images are
+    distinct: with more pixels than that, the resampled distances are dominated by small-sample bias)."""
+    blocks = list(range(K)) if blocks is None else [int(k) for k in blocks]
+    if not blocks or not all(0 <= k < K for k in blocks) or blocks != sorted(set(blocks)):
+        raise ValueError(f"blocks must be a non-empty, increasing list of block indices in [0, {K - 1}], got {blocks}")
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2 for a spread, got {draws}")
+    fewest = min(len(v) for v in sets)
+    if h * W >= 0.6 * fewest:
+        raise ValueError(f"block_rows = {h} gives {h * W} pixels per block, too many for {fewest} images: "
+                         f"a bootstrap resample needs more distinct images (about 0.63 N) than pixels; use smaller blocks "
+                         f"or more than {int(h * W / 0.6)} images")
+    return blocks
+
+
+def _block_pixels(images: torch.Tensor, blocks: list, h: int):
+    """The raw pixels of the listed blocks: (N, 1, H, W) -> (N, K', h·W) float64 numpy."""
+    rows = [r for k in blocks for r in range(k * h, (k + 1) * h)]
+    return images[..., rows, :].reshape(len(images), len(blocks), -1).double().cpu().numpy()   # (N, K', h·W)
+
+
 def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: torch.Tensor, block_rows: int,
                         blocks=None, draws: int = 50, seed: int = 0) -> dict:
     r"""Block by block, how far ``samples`` are from ``real`` relative to ``baseline``, with bootstrap spreads:
@@ -264,16 +405,7 @@ def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: tor
 
     H = samples.shape[-2]
     h = _check_rows(block_rows, H)
-    blocks = list(range(H // h)) if blocks is None else [int(k) for k in blocks]
-    if not blocks or not all(0 <= k < H // h for k in blocks) or blocks != sorted(set(blocks)):
-        raise ValueError(f"blocks must be a non-empty, increasing list of block indices in [0, {H // h - 1}], got {blocks}")
-    if draws < 2:
-        raise ValueError(f"draws must be at least 2 for a spread, got {draws}")
-    fewest = min(len(samples), len(baseline), len(real))
-    if h * samples.shape[-1] >= 0.6 * fewest:   # about 63% distinct images per resample: keep them above the pixel count
-        raise ValueError(f"block_rows = {h} gives {h * samples.shape[-1]} pixels per block, too many for {fewest} images: "
-                         f"a bootstrap resample needs more distinct images (about 0.63 N) than pixels; use smaller blocks "
-                         f"or more than {int(h * samples.shape[-1] / 0.6)} images")
+    blocks = _check_bootstrap(h, H // h, samples.shape[-1], blocks, draws, samples, baseline, real)
     from .metrics import fid as fd                                    # (N, D), (M, D) -> the Fréchet distance
 
     def summary(s, b, r):                                             # (N, K', D) each -> ratios, pooled, slope, rise
@@ -283,8 +415,7 @@ def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: tor
         slope = np.polyfit(np.arange(len(ratio)), ratio, 1)[0] if len(ratio) > 1 else 0.0
         return ratio, fs.sum() / fb.sum(), slope, ratio[-1] - ratio[0]
 
-    sets = [v[..., [r for k in blocks for r in range(k * h, (k + 1) * h)], :] for v in (samples, baseline, real)]
-    sets = [v.reshape(len(v), len(blocks), -1).double().cpu().numpy() for v in sets]   # (N, K', h·W)
+    sets = [_block_pixels(v, blocks, h) for v in (samples, baseline, real)]   # (N, K', h·W) each
     ratio, pooled, slope, rise = summary(*sets)
     rng = np.random.default_rng(seed)
     boot = [summary(*(v[rng.integers(0, len(v), len(v))] for v in sets)) for _ in range(draws)]
@@ -292,3 +423,104 @@ def block_frechet_ratio(samples: torch.Tensor, baseline: torch.Tensor, real: tor
     pooled_sd, slope_sd, rise_sd = (float(np.std([b[i] for b in boot])) for i in (1, 2, 3))
     return dict(blocks=blocks, ratio=ratio, ratio_sd=ratios.std(0), pooled=float(pooled), pooled_sd=pooled_sd,
                 slope=float(slope), slope_sd=slope_sd, rise=float(rise), rise_sd=rise_sd)
+
+
+def compounding(free: torch.Tensor, forced: torch.Tensor, real: torch.Tensor, block_rows: int, blocks=None,
+                draws: int = 200, seed: int = 0) -> dict:
+    r"""Do errors compound down the image? Block by block, free-running samples against teacher-forced ones.
+
+    For block k, :math:`d_k = \mathrm{FD}(\text{free}_k, \text{real}_k) - \mathrm{FD}(\text{forced}_k, \text{real}_k)`,
+    FD the Fréchet distance between the raw pixels of block k (as :func:`block_frechet`). Both sample sets come from
+    the same model and sampler; they differ only in the rows above block k: the model's own (:func:`sample`) or the
+    real ones (:func:`teacher_forced`). :math:`d_k > 0` growing with k is compounding error (exposure bias;
+    Diffusion Forcing, Chen et al. 2024; ACDiT, Hu et al. 2024, discuss it for block-wise generation). The spread of
+    :math:`d_k` is over paired bootstrap draws (:func:`ardiff.resampling.bootstrap_sets`, ``paired=True``): free
+    sample i and forced sample i (drawn from the same noise, the same seed) are resampled together, and one resample
+    of ``real`` serves both distances, so the noise they share cancels. Each :math:`d_k` comes as a
+    :class:`ardiff.claims.Difference` with its two-sided p, for Holm's correction across blocks
+    (:func:`ardiff.claims.holm`, or :meth:`ardiff.claims.Ledger.confirm`'s ``extra``).
+
+    Args:
+        free, forced: (n, 1, H, W) each, the same n; image i of both from the same noise.
+        real: (m, 1, H, W) reference images, better not those whose rows teacher forcing used (it is resampled
+            on its own, as an independent set).
+        block_rows: h, one of :data:`BLOCK_ROWS` dividing H; h·W < 0.6 min(n, m) (see :func:`block_frechet_ratio`).
+        blocks: increasing block indices (default all H // h), e.g. the inked ones.
+        draws: bootstrap draws (>= 2; a verdict wants :attr:`ardiff.claims.Ledger.MIN_DRAWS` = 200).
+    Returns:
+        a dict of ``blocks``; ``free`` and ``forced``, (K',) Fréchet distances; ``differences``, one
+        :class:`~ardiff.claims.Difference` per block; ``diff``, ``sd``, ``z``, ``p``, (K',) arrays of them; ``draws``.
+    """
+    import numpy as np
+
+    from .claims import difference
+    from .metrics import fid as fd
+    from .resampling import bootstrap_sets
+
+    H = free.shape[-2]
+    h = _check_rows(block_rows, H)
+    if free.shape != forced.shape or free.shape[1:] != real.shape[1:]:
+        raise ValueError(f"free and forced must have the same shape (paired), and real their image shape; got "
+                         f"{tuple(free.shape)}, {tuple(forced.shape)}, {tuple(real.shape)}")
+    blocks = _check_bootstrap(h, H // h, free.shape[-1], blocks, draws, free, forced, real)
+    s, f, r = (_block_pixels(v, blocks, h) for v in (free, forced, real))   # (N, K', h·W) each
+    diffs, fs, ff = [], [], []
+    for j in range(len(blocks)):
+        fs.append(fd(s[:, j], r[:, j]))
+        ff.append(fd(f[:, j], r[:, j]))
+        boot = bootstrap_sets(fd, [s[:, j], f[:, j]], r[:, j], draws, seed, paired=True)   # (draws, 2)
+        diffs.append(difference(fs[-1], ff[-1], boot[:, 0], boot[:, 1]))
+    return dict(blocks=blocks, free=np.array(fs), forced=np.array(ff), differences=diffs,
+                diff=np.array([d.value for d in diffs]), sd=np.array([d.sd for d in diffs]),
+                z=np.array([d.z for d in diffs]), p=np.array([d.p_value() for d in diffs]), draws=draws)
+
+
+COST_MODELS = ("unet", "kv-cache")
+
+
+def passes(block_rows: int, steps_per_block: int, size: int = 28, model: str = "unet",
+           attention_share: float = 0.25, cache_writes: bool = True) -> float:
+    r"""The cost of drawing one image block by block, in full-image forward passes, under two cost models.
+
+    - ``"unet"``: the network this library uses. Every block step runs the full-image U-Net, whatever h is, so the
+      cost is :math:`K \cdot S` passes, K = H/h blocks of S steps: the block-wise sampler costs K times a DDPM
+      sampler with the same S.
+    - ``"kv-cache"``: an *estimate* for a block-local causal transformer with a key-value cache, as in ACDiT
+      (Hu et al. 2024) and BD3-LM (Arriola et al. 2025). Assumptions, all stated here:
+
+      1. tokens are pixels (or patches) in raster order, N for the whole image, N/K per block;
+      2. a full bidirectional pass costs 1, of which a share f (``attention_share``) is attention's
+         :math:`QK^\top` and :math:`AV` (quadratic in N) and 1 - f the per-token layers (QKV, projections, MLP;
+         linear in N). For width d, :math:`f \approx N / (N + 6d)`: 0.11 for 196 patch tokens at d = 256, 0.34 for
+         784 pixel tokens;
+      3. a step of block k (k = 0..K-1) runs only the block's N/K tokens, attending to the cached keys and values of
+         the k blocks above and to its own: :math:`c_k = \frac{1-f}{K} + f \frac{k+1}{K^2}`;
+      4. with ``cache_writes``, each finished block but the last is run once more, clean, to write its keys and
+         values into the cache (BD3-LM's sampler does so), at the cost of one more step;
+      5. the cache's memory traffic, kernel launch overheads and batch effects are not counted.
+
+      Then the cost is :math:`\sum_{k} (S + w_k)\, c_k`, :math:`w_k = 1` for k < K-1 (0 otherwise, or without
+      ``cache_writes``); without the writes it is :math:`S\,[(1-f) + f\,\frac{K+1}{2K}]`, about S passes for any h:
+      a block step costs about its block's share of a pass.
+
+    h = H is one block: both models give S passes (the DDPM). Multiply by the FLOPs of one full pass
+    (:func:`ardiff.metrics.flops`) for FLOPs.
+
+    Args:
+        block_rows: h, one of :data:`BLOCK_ROWS` dividing ``size``. steps_per_block: S >= 1.
+        size: H, the image height. model: 'unet' or 'kv-cache'.
+        attention_share: f in [0, 1] (kv-cache only). cache_writes: count the cache writes (kv-cache only).
+    Returns:
+        the equivalent number of full-image passes per image (a float).
+    """
+    K = num_blocks(block_rows, size)
+    nfe(block_rows, steps_per_block, 0, size)                         # validates steps_per_block
+    if model not in COST_MODELS:
+        raise ValueError(f"model must be one of {COST_MODELS}, got {model!r}")
+    if not (isinstance(attention_share, (int, float)) and 0 <= attention_share <= 1):
+        raise ValueError(f"attention_share must be a number in [0, 1], got {attention_share!r}")
+    if model == "unet":
+        return float(K * steps_per_block)
+    f = float(attention_share)
+    cost = [(1 - f) / K + f * (k + 1) / K ** 2 for k in range(K)]   # c_k: one step of block k, in full passes
+    return float(sum((steps_per_block + (cache_writes and k < K - 1)) * c for k, c in enumerate(cost)))

@@ -48,8 +48,15 @@ class Recipe:
     summary: str = ""               # one line for tables (not hashed)
     init: str | None = None         # fine-tuning: training starts from this recipe's shipped weights
     ar: dict | None = None          # method 1 (objective 'eps-mse+ar'): lam, pairing, keep_rows, prior, seed, pool
+    block_rows: int | None = None   # objective 'blockwise-eps-mse': the one block height trained (None: every
+                                    # height of ardiff.blockwise.BLOCK_ROWS, one drawn per image)
 
     def __post_init__(self):
+        if self.block_rows is not None:
+            from .blockwise import BLOCK_ROWS
+            if self.objective != "blockwise-eps-mse" or self.block_rows not in BLOCK_ROWS:
+                raise ValueError(f"{self.name}: block_rows goes with objective 'blockwise-eps-mse' and must be one of "
+                                 f"{BLOCK_ROWS}, got {self.block_rows!r} with {self.objective!r}")
         if (self.ar is not None) != (self.objective == "eps-mse+ar"):
             raise ValueError(f"{self.name}: objective 'eps-mse+ar' and the ar settings go together")
         if self.ar is not None and set(self.ar) != set(AR_KEYS):
@@ -76,6 +83,8 @@ class Recipe:
             d["init"] = {"name": self.init, "sha256": shipped_sha256(self.init)}
         if self.ar is not None:
             d["ar"] = {**self.ar, "prior_sha256": shipped_sha256(self.ar["prior"])}
+        if self.block_rows is not None:  # only when set: mnist-blockwise keeps its hash
+            d["block_rows"] = self.block_rows
         return json.loads(json.dumps(d, sort_keys=True, default=list))
 
     @property
@@ -166,6 +175,32 @@ def _method1(pairing: str, lam: float) -> Recipe:
                    summary=f"mnist-ddpm continued with method 1 (AR consistency loss, {pairing} partners, lambda {lam:g})")
 
 
+_BLOCK_UNET = {**_UNET, "in_channels": 3, "out_channels": 1, "num_classes": 6}   # image + 2 row masks in, eps out; h embedded
+BLOCKWISE_HEIGHTS = (2, 4, 7, 14)   # h = 28 is mnist-ddpm itself
+
+
+def _blockwise(h: int) -> Recipe:
+    """A block model for one height h, fine-tuned from mnist-ddpm (BD3-LM's practice, Arriola et al. 2025): the
+    DDPM's weights with zero weights on the two mask channels and a zero embedding of h
+    (:func:`ardiff.blockwise.init_from_ddpm`), so it starts as the DDPM at h = 28; every training image gets one
+    random block of h rows supervised (:func:`ardiff.blockwise.loss` with ``block_rows=(h,)``).
+
+    One model per height, not one for all: the shared ``mnist-blockwise`` split its budget over six heights (one
+    random block per image, from scratch), so each height got about a sixth of it, and it failed the sanity gate
+    (its ε-MSE on its block's pixels above the DDPM's; median ratio 1.18, worst 1.94). A probe for h = 7 from the
+    DDPM fell from ratios [1.8, 2.1, 4.1, 58] at t = 100/300/600/900 to [1.07, 1.08, 0.68, 0.97] in 400 steps of 64
+    and was still falling: 1,500 steps (about 25 CPU-minutes) per height. The embedding keeps mnist-blockwise's six
+    labels (only h's row is trained), so one sampler and one loss serve both kinds.
+    """
+    return Recipe(f"mnist-blockwise-h{h}", "UNet", _BLOCK_UNET, _mnist(), "blockwise-eps-mse",
+                  TrainConfig(steps=1500, batch_size=64, lr=2e-4, warmup_steps=50, lr_schedule="cosine",
+                              ema_decay=0.999, checkpoint_every=100, seed=0),
+                  schedule_spec=_SCHEDULE, metric={**_FID, "steps": 8, "block_rows": h, "spacing": "trailing"},
+                  minutes=25, init="mnist-ddpm", block_rows=h,
+                  summary=f"Block-wise AR diffusion, blocks of {h} rows only: mnist-ddpm fine-tuned, reading image + "
+                          f"2 row masks (zero-initialised)")
+
+
 RECIPES = {r.name: r for r in [
     Recipe("mnist-classifier", "MnistClassifier", {"width": 32, "feature_dim": 128}, _mnist(), "cross-entropy",
            TrainConfig(steps=3000, batch_size=128, lr=2e-3, warmup_steps=50, lr_schedule="cosine", ema_decay=0.0,
@@ -188,12 +223,14 @@ RECIPES = {r.name: r for r in [
     _FINETUNE_CONTROL,
     *[_method1(pairing, lam) for pairing, lam in (("completion", 0.1), ("completion", 1.0), ("sample", 0.1))],
     # Lesson 07 (block-wise diffusion): one network for every block height, trained with exactly mnist-ddpm's settings and budget.
-    Recipe("mnist-blockwise", "UNet", {**_UNET, "in_channels": 3, "out_channels": 1, "num_classes": 6}, _mnist(),
+    Recipe("mnist-blockwise", "UNet", _BLOCK_UNET, _mnist(),
            "blockwise-eps-mse",
            TrainConfig(steps=2400, batch_size=128, lr=5e-4, warmup_steps=100, lr_schedule="cosine",
                        ema_decay=0.999, checkpoint_every=150, seed=0),
            schedule_spec=_SCHEDULE, metric={**_FID, "steps": 8, "block_rows": 7}, minutes=85,
            summary="Block-wise AR diffusion: the mnist-ddpm U-Net reading image + 2 row masks, h embedded (1-28 rows)"),
+    # Lesson 07, rebuilt (issue 28): one block model per height, each fine-tuned from mnist-ddpm.
+    *[_blockwise(h) for h in BLOCKWISE_HEIGHTS],
     # Lesson 06 (CIFAR-10 cats). The feature network of FID-CIFAR, trained on all ten classes of the subset.
     Recipe("cifar-classifier", "ConvClassifier", {"width": 32, "feature_dim": 128, "in_channels": 3, "image_size": 32,
                                                   "convs": 2, "dropout": 0.2}, _cifar("cifar10-subset"),

@@ -22,7 +22,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .recipes import FORMAT_VERSION, RECIPES, Recipe, images, recipe
 from .train import pick_device, train
 
-__all__ = ["train_recipe", "cache_path", "training_data", "objective", "OBJECTIVES"]
+__all__ = ["train_recipe", "cache_path", "training_data", "initial_model", "objective", "OBJECTIVES"]
 
 OBJECTIVES = ("eps-mse", "blockwise-eps-mse", "nll", "cross-entropy", "cross-entropy+hflip", "eps-mse+ar")
 _PARTNER_BATCH = 256
@@ -83,16 +83,32 @@ def _partners(r: Recipe, x: torch.Tensor, device=None, progress: bool = True, ca
     return partners, seconds
 
 
+def initial_model(r: Recipe) -> torch.nn.Module:
+    """The model a fresh run of ``r`` starts from: ``r.build()``, or for a fine-tuned recipe the checked shipped
+    weights of its ``init``. A block-wise recipe (objective 'blockwise-eps-mse') reads two mask channels more than the
+    DDPM it starts from: its first convolution is the DDPM's widened with zero weights, and its embedding of h starts
+    at zero (:func:`ardiff.blockwise.init_from_ddpm`), so it starts as the DDPM."""
+    model = r.build()
+    if r.init is None:
+        return model
+    source = _shipped_input(r.init, f"{r.name} (fine-tuned from it)")
+    if r.objective == "blockwise-eps-mse":
+        from .blockwise import init_from_ddpm
+        return init_from_ddpm(model, source)
+    model.load_state_dict(source.state_dict())
+    return model
+
+
 def objective(r: Recipe):
     """The loss of a recipe's objective, as ``(model, batch, generator) -> scalar`` for :func:`ardiff.train.train`."""
     if r.objective == "eps-mse":
         from .ddpm import loss
         schedule = r.schedule
         return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
-    if r.objective == "blockwise-eps-mse":  # one network for every block height (ardiff.blockwise)
-        from .blockwise import loss
-        schedule = r.schedule
-        return lambda m, batch, g: loss(m, batch[0], schedule, generator=g)
+    if r.objective == "blockwise-eps-mse":  # one network for every block height, or for r.block_rows only
+        from .blockwise import BLOCK_ROWS, loss
+        schedule, heights = r.schedule, BLOCK_ROWS if r.block_rows is None else (r.block_rows,)
+        return lambda m, batch, g: loss(m, batch[0], schedule, generator=g, block_rows=heights)
     if r.objective == "nll":  # mean NLL per pixel in nats; / ln 2 = bits/dim
         return lambda m, batch, g: F.cross_entropy(m(batch[0]).float(), batch[0].long())
     if r.objective == "cross-entropy":
@@ -126,10 +142,8 @@ def train_recipe(r: Recipe | str, device=None, progress: bool = True, cache=None
     r = recipe(r) if isinstance(r, str) else r
     path = cache_path(r, cache)
     state = load_checkpoint(path) if path.is_file() else None
-    model = r.build()
     if state is None or not state.get("complete"):
-        if r.init is not None and state is None:  # fine-tuning starts from the checked shipped weights
-            model.load_state_dict(_shipped_input(r.init, f"{r.name} (fine-tuned from it)").state_dict())
+        model = initial_model(r) if state is None else r.build()   # a resumed run loads its checkpoint
         data, partner_seconds = training_data(r, device, progress, cache)
         train(model, data, objective(r), r.train, checkpoint_path=path, resume=True, device=device,
               progress=progress)
