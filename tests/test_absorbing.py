@@ -211,6 +211,10 @@ def test_sampling_with_a_context_keeps_the_given_pixels_and_fills_the_rest():
     assert len(model.masks) == 10                                                     # one pass per hidden pixel
     assert [int(m[0].sum()) for m in model.masks] == list(range(6, 16))
     assert all(torch.equal(m & vis, vis) for m in model.masks)
+    model.masks.clear()                                                               # 10 hidden in 4 steps: 3, 3, 2, 2
+    x = absorbing.sample(model, None, steps=4, visible=vis, x_context=ctx, generator=torch.Generator().manual_seed(1))
+    seen = [int(m[0].sum()) for m in model.masks] + [16]
+    assert torch.equal(x[vis], ctx[vis].long()) and sorted(b - a for a, b in zip(seen, seen[1:])) == [2, 2, 3, 3]
 
 
 @torch.no_grad()
