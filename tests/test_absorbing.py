@@ -193,7 +193,8 @@ def test_sampling_with_d_steps_reveals_one_pixel_per_step_in_the_order():
 @torch.no_grad()
 def test_exact_sampling_draws_the_first_pixel_from_its_predicted_categorical():
     model = Toy(scale=3.0)
-    x = absorbing.sample(model, 4000, steps=4, order="raster", shape=(1, 2, 2), generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    x = absorbing.sample(model, 4000, steps=4, order="raster", shape=(1, 2, 2), generator=g)
     p = torch.softmax(model(model_input(torch.zeros(1, 1, 2, 2, dtype=torch.uint8),
                                         torch.zeros(1, 1, 2, 2, dtype=torch.bool)))[0, :, 0, 0, 0], 0)
     v = int(p.argmax())

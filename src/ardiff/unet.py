@@ -2,8 +2,8 @@ r"""A small U-Net that predicts the noise :math:`\varepsilon_\theta(x_t, t)` (Ho
 
 Residual blocks with GroupNorm and SiLU, a sinusoidal embedding of t added inside every block,
 optional self-attention at the lowest resolution, optional class conditioning. For 28x28 and 32x32
-images with 1 or 3 channels (or more input channels, e.g. masks, and any number of output channels): with ``channel_mults=(1, 2, 2)`` the resolutions are 28 -> 14 -> 7
-(or 32 -> 16 -> 8).
+images with 1 or 3 channels (inputs may add mask channels; the output may have any number of channels):
+with ``channel_mults=(1, 2, 2)`` the resolutions are 28 -> 14 -> 7 (or 32 -> 16 -> 8).
 """
 from __future__ import annotations
 
