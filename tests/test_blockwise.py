@@ -162,8 +162,8 @@ def test_block_frechet_is_zero_for_the_same_set_and_grows_where_blocks_differ():
 
 def test_unet_out_channels():
     from ardiff.unet import UNetConfig
-    with pytest.raises(ValueError, match="out_channels must be None, 1 or 3"):
-        UNetConfig(out_channels=2)
+    with pytest.raises(ValueError, match="out_channels must be None or an int >= 1"):
+        UNetConfig(out_channels=0)
     m = UNet(in_channels=3, out_channels=1, base_channels=8, channel_mults=(1,), num_res_blocks=1, attention=False,
              groups=4)
     assert m(torch.zeros(2, 3, 28, 28), torch.zeros(2, dtype=torch.long)).shape == (2, 1, 28, 28)

@@ -28,8 +28,13 @@ def test_unet_class_conditioning_changes_output():
 
 
 def test_unet_config_validation():
-    with pytest.raises(ValueError, match="in_channels must be 1 or 3"):
-        UNetConfig(in_channels=2)
+    for bad in (0, -1, 2.0, True, None):
+        with pytest.raises(ValueError, match="in_channels must be an int >= 1"):
+            UNetConfig(in_channels=bad)
+    for bad in (0, 256.0, False):
+        with pytest.raises(ValueError, match="out_channels must be None or an int >= 1"):
+            UNetConfig(out_channels=bad)
+    assert UNetConfig(in_channels=2, out_channels=256).out_channels == 256   # the absorbing model's head
     with pytest.raises(ValueError, match="image_size must be divisible"):
         UNetConfig(image_size=30, channel_mults=(1, 2, 2))
     with pytest.raises(ValueError, match="groups=8 must divide every width"):

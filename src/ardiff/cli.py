@@ -118,6 +118,9 @@ def _metric_words(metric: dict | None, dataset: str = "mnist") -> str:
                 f"floor {metric['floor']:.1f}, noise {metric['noise']:.0f})")
     if metric["kind"] == "bpd":
         return f"{metric['value']:.4f} bits/dim on {metric['n']} test images"
+    if metric["kind"] == "bpd-bound":
+        return (f"<= {metric['value']:.4f} ± {metric['sem']:.4f} bits/dim (bound) on {metric['n']} test images, "
+                f"{metric['draws']} order(s) each")
     return f"test accuracy {100 * metric['value']:.2f}% (n={metric['n']})"
 
 

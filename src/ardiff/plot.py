@@ -28,6 +28,7 @@ PALETTE = {
     "PixelCNN": "#8c564b",
     "AR prior": "#e377c2",   # lesson 04's methods
     "block-wise": "#bcbd22",  # lesson 07
+    "absorbing": "#ff9896",   # lesson 08: order-agnostic AR as absorbing diffusion
     "Wiener": "#8c6d31",     # the linear-Gaussian (Wiener) denoiser: lesson 05's null model
     "data mean": "#637939",  # lesson 04's control: a truncated start from the mean training digit
     # reference lines
@@ -35,8 +36,8 @@ PALETTE = {
     "noise": "#7f7f7f",      # pure noise
 }
 SCHEDULE_KEYS = ("study", "cosine", "sigmoid", "linear")
-_MATCH_ORDER = [*SCHEDULE_KEYS, "DPM-Solver++", "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "Wiener", "data mean", "real",
-                "noise"]   # specific first
+_MATCH_ORDER = [*SCHEDULE_KEYS, "DPM-Solver++", "DDIM", "DDPM", "PixelCNN", "AR prior", "block-wise", "absorbing",
+                "Wiener", "data mean", "real", "noise"]   # specific first
 _ALIASES = {"ancestral": "DDPM"}   # words that name a key's method
 _PATTERNS = {k: re.compile(r"(?<!\w)" + re.escape(k.lower()).replace("\\-", "-?") + r"(?!\w)") for k in [*_MATCH_ORDER, *_ALIASES]}
 

@@ -2,6 +2,8 @@
 
 - 'accuracy': test accuracy on the recipe's test set (10,000 MNIST digits, or the CIFAR-10 test set);
 - 'bpd': exact test bits/dim of the PixelCNN on the test images (10,000 digits, or 1,000 cats);
+- 'bpd-bound': the absorbing model's order-agnostic bound in bits/dim (:func:`ardiff.absorbing.nll_bound`) on
+  the first n test images (None: all), ``draws`` random (order, step) pairs each, seeded; with its standard error;
 - 'fid': FID-MNIST (or FID-CIFAR, for cats) of n samples (the recipe's sampler and steps) against n test
   images, beside the real floor (n training images) and the FID of N(0, I) noise at the same n.
 
@@ -24,8 +26,8 @@ def measure(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dict:
 
     Args:
         r: the recipe (its dataset and schedule are used).
-        m: the protocol: ``kind`` ('accuracy', 'bpd' or 'fid') and its settings (split; n, method, steps, seed,
-            ``clip_x0`` or ``block_rows``).
+        m: the protocol: ``kind`` ('accuracy', 'bpd', 'bpd-bound' or 'fid') and its settings (split; n, draws,
+            method, steps, seed, ``clip_x0`` or ``block_rows``).
         model: the model to measure, on ``dev``.
         classifier: the feature network of the FID (:data:`FEATURE_NET`); unused for the other kinds.
         dev: the device of ``model``.
@@ -44,6 +46,13 @@ def measure(r: Recipe, m: dict, model, classifier, dev, progress: bool) -> dict:
         bpd = torch.cat([model.bits_per_dim(x[i:i + 100].to(dev)).cpu() for i in range(0, len(x), 100)])
         return {"kind": "bpd", "split": m["split"], "n": len(x), "value": bpd.mean().item(),
                 "sem": (bpd.std() / len(bpd) ** 0.5).item()}
+    if m["kind"] == "bpd-bound":
+        from .absorbing import nll_bound
+        from .pixelcnn import to_pixels
+        x = to_pixels(images(r.data["dataset"], m["split"], m.get("n"))[0])
+        value, sem = nll_bound(model, x, draws=m["draws"], generator=torch.Generator(dev).manual_seed(m["seed"]),
+                               progress=progress)
+        return {"kind": "bpd-bound", "split": m["split"], "n": len(x), "draws": m["draws"], "value": value, "sem": sem}
     if m["kind"] == "fid":
         from .metrics import FidCifar, FidMnist
         from .samplers import sample

@@ -2,8 +2,8 @@ r"""A small U-Net that predicts the noise :math:`\varepsilon_\theta(x_t, t)` (Ho
 
 Residual blocks with GroupNorm and SiLU, a sinusoidal embedding of t added inside every block,
 optional self-attention at the lowest resolution, optional class conditioning. For 28x28 and 32x32
-images with 1 or 3 channels: with ``channel_mults=(1, 2, 2)`` the resolutions are 28 -> 14 -> 7
-(or 32 -> 16 -> 8).
+images with 1 or 3 channels (inputs may add mask channels; the output may have any number of channels):
+with ``channel_mults=(1, 2, 2)`` the resolutions are 28 -> 14 -> 7 (or 32 -> 16 -> 8).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ __all__ = ["UNetConfig", "UNet", "timestep_embedding"]
 
 @dataclass(frozen=True)
 class UNetConfig:
-    in_channels: int = 1               # 1 for MNIST, 3 for CIFAR-10
+    in_channels: int = 1               # 1 for MNIST, 3 for CIFAR-10; more for inputs with masks (block-wise: 3,
+                                       # absorbing: 2)
     image_size: int = 28               # 28 or 32; must divide by 2 ** (len(channel_mults) - 1)
     base_channels: int = 64            # width of the first level
     channel_mults: tuple = (1, 2, 2)   # width multiplier per resolution level
@@ -30,13 +31,15 @@ class UNetConfig:
     dropout: float = 0.0
     groups: int = 8                    # GroupNorm groups; must divide every width
     out_channels: int | None = None    # channels of the prediction (None: in_channels); block-wise diffusion
-                                       # reads 3 channels (image + 2 masks) and predicts 1
+                                       # reads 3 channels (image + 2 masks) and predicts 1; the absorbing
+                                       # model reads 2 (image + mask) and predicts 256 logits per pixel
 
     def __post_init__(self):
-        if self.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
-        if self.out_channels not in (None, 1, 3):
-            raise ValueError(f"out_channels must be None, 1 or 3, got {self.out_channels}")
+        if isinstance(self.in_channels, bool) or not isinstance(self.in_channels, int) or self.in_channels < 1:
+            raise ValueError(f"in_channels must be an int >= 1, got {self.in_channels!r}")
+        if self.out_channels is not None and (isinstance(self.out_channels, bool) or
+                                              not isinstance(self.out_channels, int) or self.out_channels < 1):
+            raise ValueError(f"out_channels must be None or an int >= 1, got {self.out_channels!r}")
         if self.base_channels < 1 or any(m < 1 for m in self.channel_mults) or not self.channel_mults:
             raise ValueError(f"base_channels and channel_mults must be positive, got {self.base_channels}, "
                              f"{self.channel_mults}")

@@ -24,7 +24,8 @@ from .train import pick_device, train
 
 __all__ = ["train_recipe", "cache_path", "training_data", "initial_model", "objective", "OBJECTIVES"]
 
-OBJECTIVES = ("eps-mse", "blockwise-eps-mse", "nll", "cross-entropy", "cross-entropy+hflip", "eps-mse+ar")
+OBJECTIVES = ("eps-mse", "blockwise-eps-mse", "nll", "cross-entropy", "cross-entropy+hflip", "eps-mse+ar",
+              "absorbing-nll")
 _PARTNER_BATCH = 256
 
 
@@ -42,8 +43,8 @@ def training_data(r: Recipe, device=None, progress: bool = True, cache=None):
     if r.objective == "eps-mse+ar":
         partners, seconds = _partners(r, x, device, progress, cache)
         return (x, partners), seconds
-    return {"eps-mse": x, "blockwise-eps-mse": x, "nll": to_pixels(x), "cross-entropy": (x, y),
-            "cross-entropy+hflip": (x, y)}[r.objective], None
+    return {"eps-mse": x, "blockwise-eps-mse": x, "nll": to_pixels(x), "absorbing-nll": to_pixels(x),
+            "cross-entropy": (x, y), "cross-entropy+hflip": (x, y)}[r.objective], None
 
 
 def _partners_path(r: Recipe, device=None, cache=None) -> Path:
@@ -111,6 +112,9 @@ def objective(r: Recipe):
         return lambda m, batch, g: loss(m, batch[0], schedule, generator=g, block_rows=heights)
     if r.objective == "nll":  # mean NLL per pixel in nats; / ln 2 = bits/dim
         return lambda m, batch, g: F.cross_entropy(m(batch[0]).float(), batch[0].long())
+    if r.objective == "absorbing-nll":  # ARDM's bound, nats/dim: the hidden pixels' mean NLL (ardiff.absorbing)
+        from . import absorbing
+        return lambda m, batch, g: absorbing.loss(m, batch[0], generator=g)
     if r.objective == "cross-entropy":
         return lambda m, batch, g: F.cross_entropy(m(batch[0]), batch[1])
     if r.objective == "cross-entropy+hflip":  # each image mirrored left-right with probability 1/2
