@@ -299,7 +299,8 @@ def test_one_claim_on_two_measures_is_mixed_when_they_disagree():
     assert word == "mixed" and "FID favours diffusion, spectral distance favours the PixelCNN" in said
     assert measures_verdict({"FID": "better", "spectral distance": "tie"}, "A", "B")[0] == "mixed"
     assert measures_verdict({"FID": "worse", "spectral distance": "worse"}, "A", "B")[0] == "contradicted"
-    assert measures_verdict({"FID": "tie", "spectral distance": "tie"}, "A", "B")[0] == "not supported"
+    assert measures_verdict({"FID": "tie", "spectral distance": "tie"}, "A", "B") == \
+        ("not supported", "not supported: neither FID nor spectral distance finds a difference")
     assert measures_verdict({"FID": "not judged: A makes no digits", "x": "better"}, "A", "B") == \
         ("not judged", "not judged: A makes no digits")
     with pytest.raises(ValueError, match="verdicts must be"):

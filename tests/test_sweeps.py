@@ -151,11 +151,19 @@ def test_the_stability_verdict_gates_then_counts_divergences_and_tests_spreads()
     ok = sweeps.summarise(_entry((5.0, 5.3, 4.7, 5.2, 4.8), {4.0: 5.5, 16.0: 6.0}))
     v = sweeps.verdict(shaky, steady)
     assert v["verdict"] == "supported" and v["diverged"] == {"ar": 2, "dm": 0} and v["says"] == {"lr": "ar", "seeds": "ar"}
+    assert v["failed"] == {"ar": [4.0, 16.0], "dm": []} and "fails to train at more raised learning rates (4x, 16x" in v["words"]
     assert v["ratio"] == pytest.approx(shaky["seed_rel_sd"] / steady["seed_rel_sd"]) and v["p"] < 0.01
     assert sweeps.verdict(steady, shaky)["verdict"] == "contradicted"
     assert sweeps.verdict(ok, ok)["verdict"] == "not supported"                       # no difference found
     mixed = sweeps.verdict(sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: None, 16.0: 6.0})), ok)
     assert mixed["verdict"] == "mixed" and mixed["says"] == {"lr": "ar", "seeds": "dm"}
+    # a run stuck near the untrained score fails as surely as one that diverged: less than half the seeds' progress
+    stuck = sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: 5.5, 16.0: 7.9}))   # 16x: 0.03 vs 0.75
+    v = sweeps.verdict(ok, stuck)
+    assert v["failed"] == {"ar": [], "dm": [16.0]} and v["diverged"] == {"ar": 0, "dm": 0} and v["says"]["lr"] == "dm"
+    assert sweeps.verdict(ok, sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: 5.5, 16.0: 6.4})))["failed"]["dm"] == []
+    with pytest.raises(ValueError, match="fail_share must be in"):
+        sweeps.verdict(ok, ok, fail_share=1.0)
     slow = sweeps.summarise(_entry((6.0, 6.3, 5.7), {4.0: 6.5}))                     # only half way: not judged
     nj = sweeps.verdict(slow, steady)
     assert nj["verdict"] == "not judged" and "PixelCNN reaches 50%" in nj["words"] and nj["p"] is None

@@ -201,7 +201,8 @@ def measures_verdict(verdicts: dict, a: str, b: str) -> tuple[str, str]:
     if kinds == {"worse"}:
         return "contradicted", f"contradicted: {b} is better on every measure ({parts})"
     if kinds == {"tie"}:
-        return "not supported", f"not supported: no measure finds a difference ({parts})"
+        return "not supported", f"not supported: neither {' nor '.join(verdicts)} finds a difference" if len(verdicts) == 2 \
+            else f"not supported: no measure finds a difference ({', '.join(verdicts)})"
     return "mixed", f"mixed: the measures disagree ({parts})"
 
 

@@ -238,20 +238,25 @@ def spread_test(a: dict, b: dict, key: str = "seed_progress_sd") -> tuple[float,
     return ratio, min(1.0, 2 * min(dist.sf(ratio ** 2), dist.cdf(ratio ** 2)))
 
 
-def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7) -> dict:
+def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7, fail_share: float = 0.5) -> dict:
     """The study's stability claim ("autoregressive training is sensitive, diffusion training very stable") judged
     on two sweep summaries (:func:`summarise`, each with a converged score).
 
     - **Gate:** both families' seeds must average at least ``gate`` of the way from untrained to converged;
       otherwise the budget, not the family, would decide, and the verdict is "not judged".
-    - **Learning rate:** the family with more diverged runs among its raised learning rates is the more sensitive.
+    - **Learning rate:** a raised learning rate *fails* when its run diverges (NaN or infinite loss) or keeps less
+      than ``fail_share`` of the seeds' progress (a run stuck near the untrained loss has failed as surely as one
+      that overflowed); the family with more failed rates is the more sensitive.
     - **Seeds:** the F test of the relative seed spreads (``spread_test(..., key="seed_rel_sd")``) at ``alpha``.
 
     The claim is "supported" when every test that finds a difference finds the PixelCNN the more sensitive,
     "contradicted" when every one finds the DDPM so, "mixed" when they disagree and "not supported" when none
-    finds a difference. Returns ``verdict`` (that word), ``words`` (a sentence), ``ratio``, ``p``, ``diverged``
-    (``{"ar": n, "dm": n}``) and ``says`` (``{"lr": "ar" | "dm" | None, "seeds": ...}``).
+    finds a difference. Returns ``verdict`` (that word), ``words`` (a sentence), ``ratio``, ``p``, ``failed``
+    (``{"ar": [factors], "dm": [factors]}``), ``diverged`` (``{"ar": n, "dm": n}``) and ``says``
+    (``{"lr": "ar" | "dm" | None, "seeds": ...}``).
     """
+    if not 0 < fail_share < 1:
+        raise ValueError(f"fail_share must be in (0, 1), got {fail_share!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     if not 0 < gate <= 1:
@@ -259,8 +264,11 @@ def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7) -> dict:
     for name, s in (("ar", ar), ("dm", dm)):
         if "progress" not in s:
             raise ValueError(f"{name} must be a summary with a converged score (summarise of a sweep with 'converged')")
-    n = {"ar": sum(v is None for v in ar["lr_progress"].values()), "dm": sum(v is None for v in dm["lr_progress"].values())}
-    out = {"diverged": n, "ratio": None, "p": None, "says": {"lr": None, "seeds": None}}
+    failed = {k: [f for f, v in s["lr_progress"].items() if v is None or v < fail_share * s["progress"]]
+              for k, s in (("ar", ar), ("dm", dm))}
+    n = {k: len(v) for k, v in failed.items()}
+    out = {"failed": failed, "ratio": None, "p": None, "says": {"lr": None, "seeds": None},
+           "diverged": {k: sum(v is None for v in s["lr_progress"].values()) for k, s in (("ar", ar), ("dm", dm))}}
     short = [f"the {label} reaches {s['progress']:.0%}" for label, s in (("PixelCNN", ar), ("DDPM", dm))
              if s["progress"] < gate]
     if short:
@@ -271,15 +279,16 @@ def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7) -> dict:
     says = {"lr": "ar" if n["ar"] > n["dm"] else "dm" if n["dm"] > n["ar"] else None,
             "seeds": ("ar" if ratio > 1 else "dm") if p < alpha else None}
     name = {"ar": "the PixelCNN", "dm": "the DDPM"}
-    reasons = {"lr": lambda w: f"{name[w]} diverges at more raised learning rates ({n[w]} against "
-                               f"{n['dm' if w == 'ar' else 'ar']})",
+    rates = lambda w: ", ".join(f"{f:g}x" for f in failed[w]) or "none"
+    reasons = {"lr": lambda w: f"{name[w]} fails to train at more raised learning rates ({rates(w)}, against "
+                               f"{rates('dm' if w == 'ar' else 'ar')})",
                "seeds": lambda w: f"{name[w]} varies {max(ratio, 1 / ratio):.1f}x more from seed to seed "
                                   f"(F test p = {p:.3g})"}
     found = [(k, w) for k, w in says.items() if w]
     said = [reasons[k](w) for k, w in found]
     if not found:
-        word, words = "not supported", (f"not supported: neither family is the more sensitive at this budget (divergences "
-                                        f"{n['ar']} and {n['dm']}; seed spread ratio {ratio:.1f}, F test p = {p:.3g})")
+        word, words = "not supported", (f"not supported: neither family is the more sensitive at this budget (failed "
+                                        f"rates {n['ar']} and {n['dm']}; seed spread ratio {ratio:.1f}, F test p = {p:.3g})")
     elif len({w for _, w in found}) == 2:
         word, words = "mixed", f"mixed: {said[0]}, but {said[1]}"
     elif found[0][1] == "ar":
