@@ -413,3 +413,33 @@ def test_kv_cache_cost_is_about_S_passes_whatever_the_block_height():
         blockwise.passes(7, 0)
     with pytest.raises(ValueError, match="block_rows must be one of"):
         blockwise.passes(5, 2)
+
+
+def test_plateau_steps_stops_at_the_first_setting_that_is_not_within_the_margin():
+    from ardiff.claims import Difference
+
+    d = {1: Difference(30.0, 2.0), 2: Difference(4.0, 1.0), 4: Difference(0.5, 1.0), 8: Difference(-0.2, 0.5),
+         16: Difference(0.1, 0.5)}
+    assert blockwise.plateau_steps(d, margin=3.0) == (4, [16, 8, 4])       # 2: 4 + 1.64 > 3 fails; 1 is not tested
+    assert blockwise.plateau_steps(d, margin=10.0) == (2, [16, 8, 4, 2])
+    d[8] = Difference(5.0, 0.5)                                             # a failure above: no plateau below it
+    assert blockwise.plateau_steps(d, margin=3.0) == (16, [16])
+    assert blockwise.plateau_steps({16: Difference(5.0, 0.5)}, margin=3.0) == (None, [])
+    assert blockwise.plateau_steps({}, margin=3.0) == (None, [])
+    with pytest.raises(ValueError, match="margin"):
+        blockwise.plateau_steps(d, margin=0)
+    with pytest.raises(ValueError, match="differences must map"):
+        blockwise.plateau_steps({0.5: Difference(0.0, 1.0)}, margin=1.0)
+
+
+def test_split_by_cost_keeps_order_and_balances_the_parts():
+    costs = [1, 1, 1, 1, 4, 1, 1, 2]                                       # total 12, 3 parts: mean 4
+    parts = blockwise.split_by_cost(costs, 3)
+    assert [i for p in parts for i in p] == list(range(len(costs)))       # every item once, in order
+    assert [sum(costs[i] for i in p) for p in parts] == [4, 4, 4]
+    assert blockwise.split_by_cost([5, 1], 3) == [[0], [1], []]
+    assert blockwise.split_by_cost([], 2) == [[], []]
+    with pytest.raises(ValueError, match="parts"):
+        blockwise.split_by_cost([1], 0)
+    with pytest.raises(ValueError, match="costs"):
+        blockwise.split_by_cost([1, -1], 2)

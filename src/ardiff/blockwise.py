@@ -27,7 +27,9 @@ Issue 28's tools for a fair test:
 - :func:`teacher_forced` and :func:`compounding`: the same model with the real rows above each block against its own
   rows, block by block (the direct test of compounding errors);
 - :func:`passes`: the cost in full-image passes, for the U-Net used here (K·S) and for a KV-cached causal
-  transformer (about S).
+  transformer (about S);
+- :func:`plateau_steps`: by which S a height's quality is within a stated margin of its own most-steps quality
+  (fixed-sequence non-inferiority tests); :func:`split_by_cost`: a costly grid split into parts of about equal cost.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from .schedules import NoiseSchedule
 
 __all__ = ["BLOCK_ROWS", "COST_MODELS", "block_masks", "denoiser_input", "init_from_ddpm", "from_ddpm", "loss", "sample",
            "teacher_forced", "nfe", "num_blocks", "seams", "seam_ratio", "block_frechet", "block_frechet_ratio",
-           "compounding", "passes"]
+           "compounding", "passes", "plateau_steps", "split_by_cost"]
 
 BLOCK_ROWS = (1, 2, 4, 7, 14, 28)  # the block heights one network learns (28x28 MNIST); index = its embedding
 
@@ -524,3 +526,57 @@ def passes(block_rows: int, steps_per_block: int, size: int = 28, model: str = "
     f = float(attention_share)
     cost = [(1 - f) / K + f * (k + 1) / K ** 2 for k in range(K)]   # c_k: one step of block k, in full passes
     return float(sum((steps_per_block + (cache_writes and k < K - 1)) * c for k, c in enumerate(cost)))
+
+
+def plateau_steps(differences: dict, margin: float, alpha: float = 0.05):
+    r"""The fewest steps per block at which quality has plateaued: every S from it up is within ``margin`` of the
+    reference (the most steps measured), by a fixed-sequence of one-sided non-inferiority tests.
+
+    ``differences`` maps S to :math:`d_S = m(S) - m(S_\text{ref})`, a lower-is-better measure (e.g. FID) minus its
+    value at the reference :math:`S_\text{ref}` (more steps than any S given), as a :class:`ardiff.claims.Difference`
+    with its bootstrap sd. From the largest S down, test :math:`d_S + z_{1-\alpha}\,\mathrm{sd} < \delta`
+    (:meth:`~ardiff.claims.Difference.not_worse`) and stop at the first S that fails. Testing in a fixed order and
+    stopping at the first failure keeps the family-wise error at α without a correction (Maurer et al. 1995): a
+    plateau is never claimed at an S below one that failed.
+
+    Args:
+        differences: ``{S: Difference}``, S ints >= 1; may be empty.
+        margin: δ > 0, in the measure's units, stated before measuring. alpha: the one-sided level.
+    Returns:
+        ``(S, passed)``: the smallest S of the unbroken run of passes from the top, or None when the largest S given
+        already fails (or none is given: then only the reference itself has the quality); and ``passed``, the S that
+        were tested and passed, in the order tested.
+    """
+    from .claims import Difference
+
+    if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, Difference)
+               for k, v in differences.items()):
+        raise ValueError("differences must map steps S (ints >= 1) to claims.Difference objects")
+    passed = []
+    for S in sorted(differences, reverse=True):
+        if not differences[S].not_worse(margin, lower_is_better=True, alpha=alpha):
+            break
+        passed.append(S)
+    return (passed[-1] if passed else None), passed
+
+
+def split_by_cost(costs, parts: int) -> list:
+    """Split items of the given costs into ``parts`` consecutive runs of about equal total cost, e.g. a grid of
+    sampling settings into notebook cells that each stay under a time limit.
+
+    Greedy, in order: a run is closed before an item would take it above the mean cost per part, so every run but
+    the last costs at most the mean, or holds a single item; the last takes what is left (check its cost).
+    Returns ``parts`` lists of item indices, in order; trailing ones may be empty."""
+    c = [float(v) for v in costs]
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"parts must be an int >= 1, got {parts!r}")
+    if any(not v >= 0 for v in c):
+        raise ValueError(f"costs must be numbers >= 0, got {costs!r}")
+    target, out, run = sum(c) / parts, [[] for _ in range(parts)], 0.0
+    j = 0
+    for i, v in enumerate(c):
+        if out[j] and run + v > target and j < parts - 1:   # close this part when the item would overfill it
+            j, run = j + 1, 0.0
+        out[j].append(i)
+        run += v
+    return out

@@ -66,9 +66,18 @@ class Profile:
     cats_time_repeats: int         # timed calls per sampler and regime (median and interquartile range)
     # lesson 07: block-wise autoregressive diffusion
     bw_n: int                      # samples per configuration (FID at this n)
-    bw_steps: tuple                # steps per block S of the grid
-    bw_max_nfe: int                # grid settings above this many network evaluations per image are not run
-    bw_ddpm_steps: tuple           # DDIM steps of the reference DDPM
+    bw_steps: tuple                # steps per block S of the grid (the last is each height's own reference)
+    bw_max_nfe: int                # grid settings above this many network evaluations per image are not run at bw_n
+    bw_ddpm_steps: tuple           # DDIM steps of the reference DDPM (the old lesson 07 only)
+    bw_corner_n: int               # the costly corner (above bw_max_nfe) and the plateau test: samples at this n
+    bw_corner_max_nfe: int         # corner settings above this many evaluations per image are not run at all
+    bw_pilot_n: int                # pilot: samples per sampler that pick each setting's sampler (own held-out FID)
+    bw_pilot_max_nfe: int          # pilot: settings up to this many evaluations; above, a height's last pick holds
+    bw_gate_n: int                 # held-out test digits of the block-wise gate
+    bw_margin: float               # plateau and matched-quality margin, a share of the reference FID (stated first)
+    bw_tf_steps: int               # S of the teacher-forcing (compounding) test
+    bw_time_batch: int             # the throughput regime's batch (latency is batch 1)
+    bw_time_steps: int             # network evaluations timed per call (each costs the same; scaled to the chain)
 
 
 PROFILES = {
@@ -81,7 +90,9 @@ PROFILES = {
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
                      cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      cats_dpm_steps=(10,), cats_time_batch=8, cats_time_steps=2, cats_pcnn_time_rows=1, cats_time_repeats=5,
-                     bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
+                     bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20),
+                     bw_corner_n=50, bw_corner_max_nfe=56, bw_pilot_n=50, bw_pilot_max_nfe=8, bw_gate_n=64,
+                     bw_margin=0.1, bw_tf_steps=1, bw_time_batch=8, bw_time_steps=1),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), dpm_steps=(5, 10, 20, 50),
                     ddim_long_steps=(100, 250, 1000), ddim_long_n=64, selftrain_steps=300, selftrain_batch=64,
@@ -91,7 +102,9 @@ PROFILES = {
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
                     cats_n=500, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
                     cats_dpm_steps=(10, 20), cats_time_batch=256, cats_time_steps=5, cats_pcnn_time_rows=4, cats_time_repeats=5,
-                    bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
+                    bw_n=500, bw_steps=(1, 2, 4, 8, 16, 32, 64), bw_max_nfe=128, bw_ddpm_steps=(10, 20, 50, 100),
+                    bw_corner_n=200, bw_corner_max_nfe=896, bw_pilot_n=100, bw_pilot_max_nfe=64, bw_gate_n=500,
+                    bw_margin=0.1, bw_tf_steps=8, bw_time_batch=128, bw_time_steps=2),
 }
 
 
