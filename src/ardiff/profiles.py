@@ -69,6 +69,18 @@ class Profile:
     bw_steps: tuple                # steps per block S of the grid
     bw_max_nfe: int                # grid settings above this many network evaluations per image are not run
     bw_ddpm_steps: tuple           # DDIM steps of the reference DDPM
+    # lesson 08: autoregression as absorbing diffusion (one network pass costs ~5 ms per image on 2 CPU cores)
+    abs_n: int                     # samples per FID-MNIST (against as many test digits)
+    abs_steps: tuple               # decoding steps of the parallel-decoding curve, random order (784 = exact AR)
+    abs_order_steps: int           # steps at which raster, random and coarse-to-fine orders are sampled (in abs_steps)
+    abs_dpm_steps: tuple           # DPM-Solver++ steps of mnist-ddpm beside the curve (equal evaluations where shared)
+    abs_bpd_n: int                 # test digits of the likelihood table (the bound, the PixelCNN)
+    abs_draws: int                 # draws of (order, step) per digit for the bound
+    abs_exact_n: int               # test digits of the exact NLLs (784 passes per order, all orders in one batch)
+    abs_identity_draws: int        # bound draws per digit on those digits (the identity on the trained network)
+    abs_ddpm_n: int                # test digits of mnist-ddpm's variational bound (clipped and not)
+    abs_ddpm_terms: int            # its stratified KL terms (terms + 1 passes per digit and bound)
+    abs_time_batch: int            # the throughput regime's batch of the speed comparison (latency is batch 1)
 
 
 PROFILES = {
@@ -81,7 +93,10 @@ PROFILES = {
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
                      cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      cats_dpm_steps=(10,), cats_time_batch=8, cats_time_steps=2, cats_pcnn_time_rows=1, cats_time_repeats=5,
-                     bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20)),
+                     bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20),
+                     abs_n=100, abs_steps=(98, 28, 8), abs_order_steps=28, abs_dpm_steps=(8, 28), abs_bpd_n=100,
+                     abs_draws=4, abs_exact_n=4, abs_identity_draws=50, abs_ddpm_n=100, abs_ddpm_terms=20,
+                     abs_time_batch=8),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), dpm_steps=(5, 10, 20, 50),
                     ddim_long_steps=(100, 250, 1000), ddim_long_n=64, selftrain_steps=300, selftrain_batch=64,
@@ -91,7 +106,10 @@ PROFILES = {
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
                     cats_n=500, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
                     cats_dpm_steps=(10, 20), cats_time_batch=256, cats_time_steps=5, cats_pcnn_time_rows=4, cats_time_repeats=5,
-                    bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100)),
+                    bw_n=500, bw_steps=(1, 2, 4, 8, 16), bw_max_nfe=64, bw_ddpm_steps=(10, 20, 50, 100),
+                    abs_n=1_000, abs_steps=(784, 392, 196, 98, 49, 28, 16, 8), abs_order_steps=98,
+                    abs_dpm_steps=(8, 16, 28, 49, 98), abs_bpd_n=10_000, abs_draws=2, abs_exact_n=100,
+                    abs_identity_draws=20, abs_ddpm_n=1_000, abs_ddpm_terms=100, abs_time_batch=64),
 }
 
 
