@@ -48,8 +48,9 @@ way, and in that direction it is exact: an autoregressive model is a diffusion m
 pixel at a time by a mask. Hoogeboom et al. (ARDM {cite}`hoogeboom2022ardm`) showed that averaging over the
 generation order turns autoregression into the absorbing-state diffusion of D3PM {cite}`austin2021d3pm`, trained on
 an unbiased estimate of its bound, and able to generate many pixels per step. MD4 {cite}`shi2024md4` and MDLM
-{cite}`sahoo2024mdlm` wrote the same model in continuous time; MD4 reports 2.75 bits/dim on CIFAR-10, better than
-autoregressive models of similar size. No bits/dim has been published for these models on 8-bit MNIST.
+{cite}`sahoo2024mdlm` wrote the same model in continuous time; MD4 reports 2.75 bits/dim on CIFAR-10, which its
+authors find better than autoregressive models of similar size. We found no published bits/dim for these models on
+8-bit MNIST.
 
 In this lesson you will
 
