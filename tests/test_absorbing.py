@@ -93,6 +93,48 @@ def test_monte_carlo_loss_and_bound_converge_to_the_exact_value():
     assert sem == pytest.approx(float(se * to_bpd) / math.sqrt(2), rel=0.05)
 
 
+@torch.no_grad()
+def test_enumerate_identity_is_the_by_hand_enumeration_and_the_identity_holds():
+    model, x = absorbing.ToyNet(), pixels((3, 1, 2, 2))
+    got = absorbing.enumerate_identity(model, x)
+    perms = list(itertools.permutations(range(4)))
+    exact = torch.stack([absorbing.exact_nll(model, x, torch.tensor(p)) for p in perms]).double()   # (24, 3)
+    terms = torch.stack([by_hand(model, x, first_k(p, t - 1, x.shape)) for p in perms for t in range(1, 5)])
+    assert got["orders"] == 24 and got["per_order"].shape == (24, 3)
+    torch.testing.assert_close(got["per_order"], exact)
+    torch.testing.assert_close(got["exact"], exact.mean(0))
+    torch.testing.assert_close(got["loss"], terms.mean(0).double(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got["loss"], got["exact"], rtol=1e-5, atol=1e-4)     # the identity
+    assert got["per_order"].std(0).min() > 0.1, "ToyNet's orders must disagree, or the identity is trivial"
+    with pytest.raises(ValueError, match=r"at most max_d = 6 pixels"):
+        absorbing.enumerate_identity(model, pixels((1, 1, 3, 3)))
+
+
+@torch.no_grad()
+def test_toy_net_keeps_the_contract_and_sees_no_hidden_pixel():
+    model, x = absorbing.ToyNet(seed=3), pixels((2, 1, 3, 3), seed=4)
+    vis = torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(0)) < 0.5
+    out = model(model_input(x, vis))
+    assert out.shape == (2, 256, 1, 3, 3)
+    torch.testing.assert_close(model(model_input(torch.where(vis, x, 255 - x), vis)), out, rtol=0, atol=0)
+    assert not torch.equal(absorbing.ToyNet(seed=4)(model_input(x, vis)), out)      # the seed sets the weights
+
+
+@torch.no_grad()
+def test_bound_bits_are_the_draws_nll_bound_averages():
+    model, x = Toy(seed=2), pixels((5, 1, 2, 2), seed=3)
+    per = absorbing.bound_bits(model, x, draws=3, generator=torch.Generator().manual_seed(1), batch_size=2)
+    assert per.shape == (5, 3) and per.dtype == torch.float32
+    bpd, sem = absorbing.nll_bound(model, x, draws=3, generator=torch.Generator().manual_seed(1), batch_size=2)
+    assert bpd == pytest.approx(per.mean().item(), rel=1e-6)
+    assert sem == pytest.approx((per.flatten().std() / math.sqrt(15)).item(), rel=1e-5)
+    g = torch.Generator().manual_seed(1)                       # draw d, chunk by chunk, as bound_terms draws them
+    first = torch.cat([absorbing.bound_terms(model, x[i:i + 2], g) for i in range(0, 5, 2)]) / (4 * math.log(2))
+    torch.testing.assert_close(per[:, 0], first)
+    with pytest.raises(ValueError, match="draws must be an int >= 1"):
+        absorbing.bound_bits(model, x, draws=0)
+
+
 # ---------------------------------------------------------------- the exact likelihood in one order
 @torch.no_grad()
 @pytest.mark.parametrize("order", ["raster", (3, 0, 2, 1, 8, 5, 4, 7, 6)])

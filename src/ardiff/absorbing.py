@@ -22,8 +22,11 @@ independently with probability s and weights by 1/s (linear schedule):
 - :class:`AbsorbingNet`: the library's U-Net with 2 input channels and a 256-way head:
   ``model(model_input(x, visible))`` -> logits (B, 256, 1, H, W).
 - :func:`orders`: 'random', 'raster' or 'coarse-to-fine' permutations; :func:`reveal_mask`: the first k visible.
-- :func:`loss`, :func:`nll_bound`: the bound; :func:`exact_nll`: the exact NLL in one fixed order (D passes).
+- :func:`loss`, :func:`nll_bound`, :func:`bound_bits`: the bound; :func:`exact_nll`: the exact NLL in one fixed
+  order (D passes).
 - :func:`sample`: reveal D / steps pixels per step (parallel decoding); steps = D is exact AR sampling.
+- :class:`ToyNet`, :func:`enumerate_identity`: the identity checked exactly on an image small enough that every
+  order and step can be enumerated (D <= 6).
 
 Pixels are integer values 0..255, (B, 1, H, W); a permutation σ is a (B, D) long tensor of flat pixel indices
 (row-major), σ[b, i] the pixel revealed at step i + 1.
@@ -33,14 +36,15 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .metrics import bits_per_dim
 from .pixelcnn import _check_pixels, from_pixels
 from .unet import UNet
 
-__all__ = ["ORDERS", "model_input", "AbsorbingNet", "orders", "reveal_mask", "bound_terms", "loss", "nll_bound",
-           "exact_nll", "sample"]
+__all__ = ["ORDERS", "model_input", "AbsorbingNet", "ToyNet", "orders", "reveal_mask", "bound_terms", "loss",
+           "nll_bound", "bound_bits", "exact_nll", "enumerate_identity", "sample"]
 
 ORDERS = ("random", "raster", "coarse-to-fine")
 
@@ -87,6 +91,27 @@ class AbsorbingNet(UNet):
             raise ValueError(f"inp must be model_input(x, visible), (B, 2, H, W); got {tuple(inp.shape)}")
         t = inp[:, 1].flatten(1).sum(1).round().long()     # (B,) visible pixels
         return super().forward(inp, t)[:, :, None]          # (B, 256, 1, H, W)
+
+
+class ToyNet(nn.Module):
+    """A tiny random network with the absorbing contract, for images small enough to enumerate every order.
+
+    Two 3 x 3 convolutions on :func:`model_input` (so no hidden pixel reaches it), weights drawn from
+    N(0, ``scale``²) with ``seed``: on a 2 x 2 image every output reads every input, and its conditionals
+    disagree between orders (a model whose orders all agree would make the identity trivial). Output logits
+    (B, 256, 1, H, W).
+    """
+
+    def __init__(self, seed: int = 0, scale: float = 1.5, width: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(2, width, 3, padding=1), nn.Tanh(), nn.Conv2d(width, 256, 3, padding=1))
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        return self.net(inp)[:, :, None]
 
 
 def orders(kind: str, n: int, H: int, W: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -141,6 +166,15 @@ def _pixel_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), x.long(), reduction="none")
 
 
+def _terms(model, x: torch.Tensor, sigma: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """ARDM's term for given orders σ (B, D) and steps t (B,): D / (D - t + 1) times the hidden pixels' NLL, (B,)."""
+    B, _, H, W = x.shape
+    D = H * W
+    visible = reveal_mask(sigma, t - 1, H, W)                                                # (B, 1, H, W)
+    nll = _pixel_nll(_logits(model, x, visible), x)                                         # (B, 1, H, W)
+    return D / (D - t + 1) * (nll * ~visible).flatten(1).sum(1)
+
+
 def bound_terms(model, x_pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""One draw of ARDM's eq. 4 per image: σ uniform, t ~ U{1..D}, visible = σ(1..t−1), and
 
@@ -158,9 +192,7 @@ def bound_terms(model, x_pixels: torch.Tensor, generator: torch.Generator | None
     D = H * W
     sigma = orders("random", B, H, W, generator, x_pixels.device)                           # (B, D)
     t = torch.randint(1, D + 1, (B,), generator=generator, device=x_pixels.device)           # (B,) step
-    visible = reveal_mask(sigma, t - 1, H, W)                                                # (B, 1, H, W)
-    nll = _pixel_nll(_logits(model, x_pixels, visible), x_pixels)                           # (B, 1, H, W)
-    return D / (D - t + 1) * (nll * ~visible).flatten(1).sum(1)
+    return _terms(model, x_pixels, sigma, t)
 
 
 def loss(model, x_pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -187,13 +219,14 @@ def _device(model, default=None):
 
 
 @torch.no_grad()
-def nll_bound(model, x_pixels: torch.Tensor, draws: int = 1, generator: torch.Generator | None = None,
-              batch_size: int = 250, progress: bool = False) -> tuple[float, float]:
-    """The bound in bits/dim on ``x_pixels``: the mean of :func:`bound_terms` over images × ``draws`` of (σ, t),
-    and its standard error over those N = B · draws values.
+def bound_bits(model, x_pixels: torch.Tensor, draws: int = 1, generator: torch.Generator | None = None,
+               batch_size: int = 250, progress: bool = False) -> torch.Tensor:
+    """The bound's draws, per image: :func:`bound_terms` in bits/dim for every image and each of ``draws`` draws of
+    (σ, t), (B, draws). Their mean over draws is each image's estimate, so two models (or a bound and an exact
+    likelihood) measured on the same images can be compared image by image.
 
     Returns:
-        ``(bits_per_dim, standard_error)``, floats (the error is nan when N = 1).
+        (B, draws) float bits/dim, on the CPU.
     """
     _check_pixels(x_pixels)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
@@ -205,7 +238,18 @@ def nll_bound(model, x_pixels: torch.Tensor, draws: int = 1, generator: torch.Ge
         chunks = tqdm(chunks, desc="absorbing bound", leave=False)
     with _evaluating(model):
         nats = torch.cat([bound_terms(model, x_pixels[i:i + batch_size].to(dev), generator).cpu() for _, i in chunks])
-    bpd = bits_per_dim(nats, x_pixels[0].numel())          # (N,)
+    return bits_per_dim(nats, x_pixels[0].numel()).view(draws, len(x_pixels)).T       # (B, draws)
+
+
+def nll_bound(model, x_pixels: torch.Tensor, draws: int = 1, generator: torch.Generator | None = None,
+              batch_size: int = 250, progress: bool = False) -> tuple[float, float]:
+    """The bound in bits/dim on ``x_pixels``: the mean of :func:`bound_terms` over images × ``draws`` of (σ, t),
+    and its standard error over those N = B · draws values (:func:`bound_bits` gives them per image).
+
+    Returns:
+        ``(bits_per_dim, standard_error)``, floats (the error is nan when N = 1).
+    """
+    bpd = bound_bits(model, x_pixels, draws, generator, batch_size, progress).flatten()      # (N,)
     return bpd.mean().item(), (bpd.std() / math.sqrt(len(bpd))).item() if len(bpd) > 1 else float("nan")
 
 
@@ -252,6 +296,44 @@ def exact_nll(model, x_pixels: torch.Tensor, order="raster", generator: torch.Ge
             nll = _pixel_nll(_logits(model, x, reveal_mask(sigma, i, H, W)), x).flatten(1)   # (B, D)
             total += nll.gather(1, sigma[:, i:i + 1])[:, 0]                               # the i-th conditional
     return total.cpu()
+
+
+@torch.no_grad()
+def enumerate_identity(model, x_pixels: torch.Tensor, max_d: int = 6) -> dict:
+    r"""The identity, exactly, on an image of D <= ``max_d`` pixels: every one of the D! orders σ and D steps t.
+
+    - ``exact``: :math:`\frac{1}{D!}\sum_\sigma -\log p_\sigma(x)`, the order-averaged NLL, from
+      :func:`exact_nll` in each order;
+    - ``loss``: :math:`\frac{1}{D!}\sum_\sigma \frac{1}{D}\sum_{t=1}^{D} L(\sigma, t)`, the expectation of the
+      training loss's term (the formula :func:`bound_terms` draws), over every (σ, t);
+    - ``per_order``: (D!, B) the exact NLL in each order (in the order of ``itertools.permutations``), and
+      ``orders``: D!.
+
+    Args:
+        model: the absorbing contract (e.g. :class:`ToyNet`). x_pixels: (B, 1, H, W) pixels 0..255, H·W <= max_d.
+    Returns:
+        a dict of (B,) float64 tensors in nats (and the count), on the CPU.
+    """
+    import itertools
+
+    _check_pixels(x_pixels)
+    B, _, H, W = x_pixels.shape
+    D = H * W
+    if D > max_d:
+        raise ValueError(f"x_pixels must have at most max_d = {max_d} pixels (D! orders are enumerated), got "
+                         f"{H} x {W} = {D}")
+    dev = _device(model, x_pixels.device)
+    x = x_pixels.to(dev)
+    per_order, loss = [], torch.zeros(B, dtype=torch.float64)
+    with _evaluating(model):
+        for p in itertools.permutations(range(D)):
+            sigma = torch.tensor(p, device=dev).expand(B, D)
+            per_order.append(exact_nll(model, x, sigma).double())
+            for t in range(1, D + 1):
+                loss += _terms(model, x, sigma, torch.full((B,), t, device=dev)).double().cpu()
+    per_order = torch.stack(per_order)                                                  # (D!, B)
+    return {"exact": per_order.mean(0), "loss": loss / (len(per_order) * D), "per_order": per_order,
+            "orders": len(per_order)}
 
 
 @torch.no_grad()

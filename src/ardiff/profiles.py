@@ -78,6 +78,18 @@ class Profile:
     bw_tf_steps: int               # S of the teacher-forcing (compounding) test
     bw_time_batch: int             # the throughput regime's batch (latency is batch 1)
     bw_time_steps: int             # network evaluations timed per call (each costs the same; scaled to the chain)
+    # lesson 08: autoregression as absorbing diffusion (one network pass costs ~5 ms per image on 2 CPU cores)
+    abs_n: int                     # samples per FID-MNIST (against as many test digits)
+    abs_steps: tuple               # decoding steps of the parallel-decoding curve, random order (784 = exact AR)
+    abs_order_steps: int           # steps at which raster, random and coarse-to-fine orders are sampled (in abs_steps)
+    abs_dpm_steps: tuple           # DPM-Solver++ steps of mnist-ddpm beside the curve (equal evaluations where shared)
+    abs_bpd_n: int                 # test digits of the likelihood table (the bound, the PixelCNN)
+    abs_draws: int                 # draws of (order, step) per digit for the bound
+    abs_exact_n: int               # test digits of the exact NLLs (784 passes per order, all orders in one batch)
+    abs_identity_draws: int        # bound draws per digit on those digits (the identity on the trained network)
+    abs_ddpm_n: int                # test digits of mnist-ddpm's variational bound (clipped and not)
+    abs_ddpm_terms: int            # its stratified KL terms (terms + 1 passes per digit and bound)
+    abs_time_batch: int            # the throughput regime's batch of the speed comparison (latency is batch 1)
 
 
 PROFILES = {
@@ -92,7 +104,10 @@ PROFILES = {
                      cats_dpm_steps=(10,), cats_time_batch=8, cats_time_steps=2, cats_pcnn_time_rows=1, cats_time_repeats=5,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20),
                      bw_corner_n=50, bw_corner_max_nfe=56, bw_pilot_n=50, bw_pilot_max_nfe=8, bw_gate_n=64,
-                     bw_margin=0.1, bw_tf_steps=1, bw_time_batch=8, bw_time_steps=1),
+                     bw_margin=0.1, bw_tf_steps=1, bw_time_batch=8, bw_time_steps=1,
+                     abs_n=100, abs_steps=(49, 16, 8), abs_order_steps=16, abs_dpm_steps=(8, 16), abs_bpd_n=100,
+                     abs_draws=4, abs_exact_n=4, abs_identity_draws=50, abs_ddpm_n=100, abs_ddpm_terms=10,
+                     abs_time_batch=8),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), dpm_steps=(5, 10, 20, 50),
                     ddim_long_steps=(100, 250, 1000), ddim_long_n=64, selftrain_steps=300, selftrain_batch=64,
@@ -104,7 +119,10 @@ PROFILES = {
                     cats_dpm_steps=(10, 20), cats_time_batch=256, cats_time_steps=5, cats_pcnn_time_rows=4, cats_time_repeats=5,
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16, 32, 64), bw_max_nfe=128, bw_ddpm_steps=(10, 20, 50, 100),
                     bw_corner_n=200, bw_corner_max_nfe=896, bw_pilot_n=100, bw_pilot_max_nfe=64, bw_gate_n=500,
-                    bw_margin=0.1, bw_tf_steps=8, bw_time_batch=128, bw_time_steps=2),
+                    bw_margin=0.1, bw_tf_steps=8, bw_time_batch=128, bw_time_steps=2,
+                    abs_n=1_000, abs_steps=(784, 392, 196, 98, 49, 28, 16, 8), abs_order_steps=98,
+                    abs_dpm_steps=(8, 16, 28, 49, 98), abs_bpd_n=10_000, abs_draws=2, abs_exact_n=100,
+                    abs_identity_draws=20, abs_ddpm_n=1_000, abs_ddpm_terms=100, abs_time_batch=64),
 }
 
 
