@@ -145,29 +145,36 @@ def test_progress_runs_from_untrained_to_converged_in_any_unit():
         sweeps.summarise(_entry((5.0, 5.2), {}, converged=9.0))
 
 
-def test_the_stability_verdict_gates_then_counts_divergences_and_tests_spreads():
+def test_the_stability_verdict_gates_then_tests_seed_spreads_and_describes_learning_rates():
     steady = sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: 5.5, 16.0: 6.0}))
     shaky = sweeps.summarise(_entry((5.0, 5.3, 4.7, 5.2, 4.8), {4.0: None, 16.0: None}))
     ok = sweeps.summarise(_entry((5.0, 5.3, 4.7, 5.2, 4.8), {4.0: 5.5, 16.0: 6.0}))
     v = sweeps.verdict(shaky, steady)
-    assert v["verdict"] == "supported" and v["diverged"] == {"ar": 2, "dm": 0} and v["says"] == {"lr": "ar", "seeds": "ar"}
-    assert v["failed"] == {"ar": [4.0, 16.0], "dm": []} and "fails to train at more raised learning rates (4x, 16x" in v["words"]
+    assert v["verdict"] == "supported" and v["diverged"] == {"ar": 2, "dm": 0} and v["failed"] == {"ar": [4.0, 16.0], "dm": []}
     assert v["ratio"] == pytest.approx(shaky["seed_rel_sd"] / steady["seed_rel_sd"]) and v["p"] < 0.01
+    assert "PixelCNN 4x, 16x, DDPM none" in v["words"] and "described, not tested" in v["words"]
     assert sweeps.verdict(steady, shaky)["verdict"] == "contradicted"
-    assert sweeps.verdict(ok, ok)["verdict"] == "not supported"                       # no difference found
-    mixed = sweeps.verdict(sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: None, 16.0: 6.0})), ok)
-    assert mixed["verdict"] == "mixed" and mixed["says"] == {"lr": "ar", "seeds": "dm"}
+    same = sweeps.verdict(ok, shaky)                       # the same spreads: failures alone decide nothing
+    assert same["verdict"] == "not supported" and same["failed"] == {"ar": [], "dm": [4.0, 16.0]}
     # a run stuck near the untrained score fails as surely as one that diverged: less than half the seeds' progress
     stuck = sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: 5.5, 16.0: 7.9}))   # 16x: 0.03 vs 0.75
-    v = sweeps.verdict(ok, stuck)
-    assert v["failed"] == {"ar": [], "dm": [16.0]} and v["diverged"] == {"ar": 0, "dm": 0} and v["says"]["lr"] == "dm"
+    assert sweeps.verdict(ok, stuck)["failed"] == {"ar": [], "dm": [16.0]}
     assert sweeps.verdict(ok, sweeps.summarise(_entry((5.0, 5.01, 4.99, 5.005, 4.995), {4.0: 5.5, 16.0: 6.4})))["failed"]["dm"] == []
-    with pytest.raises(ValueError, match="fail_share must be in"):
-        sweeps.verdict(ok, ok, fail_share=1.0)
+    # a diverged seed is counted and said, not dropped in silence
+    lost = _entry((5.0, 5.3, 4.7, 5.2, 4.8), {4.0: 5.5})
+    lost["runs"][1].update(diverged=True, heldout=None)
+    s_lost = sweeps.summarise(lost)
+    assert s_lost["seeds"] == 4 and s_lost["seeds_diverged"] == 1
+    assert "diverged seed runs: the PixelCNN 1, the DDPM 0" in sweeps.verdict(s_lost, ok)["words"]
+    # gates: too little progress, or no distance left to read a spread against
     slow = sweeps.summarise(_entry((6.0, 6.3, 5.7), {4.0: 6.5}))                     # only half way: not judged
     nj = sweeps.verdict(slow, steady)
     assert nj["verdict"] == "not judged" and "PixelCNN reaches 50%" in nj["words"] and nj["p"] is None
+    there = sweeps.summarise(_entry((3.9, 4.0, 3.95), {4.0: 5.0}))                    # at or past converged
+    assert "no distance left" in sweeps.verdict(there, steady)["words"]
     with pytest.raises(ValueError, match="alpha must be in"):
         sweeps.verdict(ok, ok, alpha=1.5)
+    with pytest.raises(ValueError, match="fail_share must be in"):
+        sweeps.verdict(ok, ok, fail_share=1.0)
     with pytest.raises(ValueError, match="converged score"):
         sweeps.verdict({k: v for k, v in ok.items() if k != "progress"}, ok)

@@ -184,7 +184,8 @@ def summarise(entry: dict) -> dict:
       should be read against it, not against how far the model has come.
 
     Returns:
-        ``seed_mean``, ``seed_sd`` (held-out score over the seed runs), ``seeds``, ``diverged`` (run names),
+        ``seed_mean``, ``seed_sd`` (held-out score over the seed runs that finished), ``seeds`` (how many),
+        ``seeds_diverged`` (how many seed runs diverged), ``diverged`` (run names),
         ``lr`` (``{factor: (u - s) / (u - seed_mean), or None when diverged}``) and ``seed_progress_sd``
         (``seed_sd / (u - seed_mean)``); with a converged score also ``converged``, ``progress`` (the seeds'
         mean progress), ``seed_progresses``, ``lr_progress`` (``{factor: progress or None}``) and ``seed_rel_sd``.
@@ -201,6 +202,7 @@ def summarise(entry: dict) -> dict:
     sd = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1)) ** 0.5
     others = [r for r in entry["runs"] if r not in seeds]
     out = {"seed_mean": mean, "seed_sd": sd, "seed_progress_sd": sd / abs(u - mean), "seeds": len(scores),
+           "seeds_diverged": sum(r["diverged"] for r in seeds),
            "lr": {round(r["lr"] / base_lr, 6): None if r["diverged"] else (u - r["heldout"]) / (u - mean) for r in others},
            "diverged": [r["run"] for r in entry["runs"] if r["diverged"]]}
     c = entry.get("converged")
@@ -242,18 +244,18 @@ def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7, fail_sha
     """The study's stability claim ("autoregressive training is sensitive, diffusion training very stable") judged
     on two sweep summaries (:func:`summarise`, each with a converged score).
 
-    - **Gate:** both families' seeds must average at least ``gate`` of the way from untrained to converged;
-      otherwise the budget, not the family, would decide, and the verdict is "not judged".
-    - **Learning rate:** a raised learning rate *fails* when its run diverges (NaN or infinite loss) or keeps less
-      than ``fail_share`` of the seeds' progress (a run stuck near the untrained loss has failed as surely as one
-      that overflowed); the family with more failed rates is the more sensitive.
-    - **Seeds:** the F test of the relative seed spreads (``spread_test(..., key="seed_rel_sd")``) at ``alpha``.
+    - **Gate:** both families' seeds must average at least ``gate`` of the way from untrained to converged, and
+      still have some way to go (a spread is read against that distance); otherwise the budget, not the family,
+      would decide, and the verdict is "not judged".
+    - **Seeds, the test:** the F test of the relative seed spreads (``spread_test(..., key="seed_rel_sd")``) at
+      ``alpha``: "supported" when the PixelCNN's is the larger, "contradicted" when the DDPM's is, "not supported"
+      when the test finds no difference.
+    - **Learning rates, described:** a raised learning rate *fails* when its run diverges (NaN or infinite loss) or
+      keeps less than ``fail_share`` of the seeds' progress (a run stuck near the untrained loss has failed as surely
+      as one that overflowed). With one run per rate this is reported, not tested; so are diverged seed runs.
 
-    The claim is "supported" when every test that finds a difference finds the PixelCNN the more sensitive,
-    "contradicted" when every one finds the DDPM so, "mixed" when they disagree and "not supported" when none
-    finds a difference. Returns ``verdict`` (that word), ``words`` (a sentence), ``ratio``, ``p``, ``failed``
-    (``{"ar": [factors], "dm": [factors]}``), ``diverged`` (``{"ar": n, "dm": n}``) and ``says``
-    (``{"lr": "ar" | "dm" | None, "seeds": ...}``).
+    Returns ``verdict`` (that word), ``words`` (a sentence), ``ratio``, ``p``, ``failed`` (``{"ar": [factors],
+    "dm": [factors]}``), ``diverged`` (``{"ar": n, "dm": n}`` raised rates that diverged) and ``seeds_diverged``.
     """
     if not 0 < fail_share < 1:
         raise ValueError(f"fail_share must be in (0, 1), got {fail_share!r}")
@@ -264,35 +266,33 @@ def verdict(ar: dict, dm: dict, alpha: float = 0.05, gate: float = 0.7, fail_sha
     for name, s in (("ar", ar), ("dm", dm)):
         if "progress" not in s:
             raise ValueError(f"{name} must be a summary with a converged score (summarise of a sweep with 'converged')")
-    failed = {k: [f for f, v in s["lr_progress"].items() if v is None or v < fail_share * s["progress"]]
-              for k, s in (("ar", ar), ("dm", dm))}
-    n = {k: len(v) for k, v in failed.items()}
-    out = {"failed": failed, "ratio": None, "p": None, "says": {"lr": None, "seeds": None},
-           "diverged": {k: sum(v is None for v in s["lr_progress"].values()) for k, s in (("ar", ar), ("dm", dm))}}
-    short = [f"the {label} reaches {s['progress']:.0%}" for label, s in (("PixelCNN", ar), ("DDPM", dm))
-             if s["progress"] < gate]
+    pair = (("ar", ar), ("dm", dm))
+    failed = {k: [f for f, v in s["lr_progress"].items() if v is None or v < fail_share * s["progress"]] for k, s in pair}
+    out = {"failed": failed, "ratio": None, "p": None,
+           "diverged": {k: sum(v is None for v in s["lr_progress"].values()) for k, s in pair},
+           "seeds_diverged": {k: s.get("seeds_diverged", 0) for k, s in pair}}
+    label = {"ar": "the PixelCNN", "dm": "the DDPM"}
+    rates = lambda k: ", ".join(f"{f:g}x" for f in failed[k]) or "none"
+    lr_words = (f"raised learning rates that failed (one run each, described, not tested): PixelCNN {rates('ar')}, "
+                f"DDPM {rates('dm')}")
+    if any(out["seeds_diverged"].values()):
+        lr_words += "; diverged seed runs: " + ", ".join(f"{label[k]} {v}" for k, v in out["seeds_diverged"].items())
+    short = [f"{label[k]} reaches {s['progress']:.0%}" for k, s in pair if s["progress"] < gate]
     if short:
         return {**out, "verdict": "not judged",
                 "words": f"not judged: at this budget {' and '.join(short)} of the way to its converged score "
-                         f"(the gate asks {gate:.0%} of each)"}
+                         f"(the gate asks {gate:.0%} of each); {lr_words}"}
+    done = [label[k] for k, s in pair if not s["seed_rel_sd"] < float("inf")]
+    if done:
+        return {**out, "verdict": "not judged",
+                "words": f"not judged: the seeds of {' and '.join(done)} reach the converged score, so there is no "
+                         f"distance left to read a spread against; {lr_words}"}
     ratio, p = spread_test(ar, dm, key="seed_rel_sd")
-    says = {"lr": "ar" if n["ar"] > n["dm"] else "dm" if n["dm"] > n["ar"] else None,
-            "seeds": ("ar" if ratio > 1 else "dm") if p < alpha else None}
-    name = {"ar": "the PixelCNN", "dm": "the DDPM"}
-    rates = lambda w: ", ".join(f"{f:g}x" for f in failed[w]) or "none"
-    reasons = {"lr": lambda w: f"{name[w]} fails to train at more raised learning rates ({rates(w)}, against "
-                               f"{rates('dm' if w == 'ar' else 'ar')})",
-               "seeds": lambda w: f"{name[w]} varies {max(ratio, 1 / ratio):.1f}x more from seed to seed "
-                                  f"(F test p = {p:.3g})"}
-    found = [(k, w) for k, w in says.items() if w]
-    said = [reasons[k](w) for k, w in found]
-    if not found:
-        word, words = "not supported", (f"not supported: neither family is the more sensitive at this budget (failed "
-                                        f"rates {n['ar']} and {n['dm']}; seed spread ratio {ratio:.1f}, F test p = {p:.3g})")
-    elif len({w for _, w in found}) == 2:
-        word, words = "mixed", f"mixed: {said[0]}, but {said[1]}"
-    elif found[0][1] == "ar":
-        word, words = "supported", "supported: " + " and ".join(said)
+    test = f"relative seed spread {ar['seed_rel_sd']:.3f} (PixelCNN) vs {dm['seed_rel_sd']:.3f} (DDPM), F test p = {p:.3g}"
+    if p >= alpha:
+        word, words = "not supported", f"not supported: neither family varies more from seed to seed ({test})"
+    elif ratio > 1:
+        word, words = "supported", f"supported: the PixelCNN varies {ratio:.1f}x more from seed to seed ({test})"
     else:
-        word, words = "contradicted", "contradicted: " + " and ".join(said)
-    return {**out, "verdict": word, "words": words, "ratio": ratio, "p": p, "says": says}
+        word, words = "contradicted", f"contradicted: the DDPM varies {1 / ratio:.1f}x more from seed to seed ({test})"
+    return {**out, "verdict": word, "words": f"{words}; {lr_words}", "ratio": ratio, "p": p}
