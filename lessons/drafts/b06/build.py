@@ -1,7 +1,7 @@
 import re, sys, nbformat
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 C = {}
-for m in ("cells_a", "cells_b", "cells_c", "cells_d", "cells_e", "cells_f", "cells_g"):
+for m in ("cells",):
     C.update(__import__(m).C)
 src, dst = sys.argv[1], sys.argv[2]
 nb = nbformat.read(src, as_version=4)
