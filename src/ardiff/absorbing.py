@@ -120,8 +120,9 @@ def orders(kind: str, n: int, H: int, W: int, generator: torch.Generator | None 
     - 'random': an independent uniform permutation per image (the training distribution);
     - 'raster': row by row, left to right (the PixelCNN's order), the same for every image;
     - 'coarse-to-fine': the pixels on the stride-4 grid (i, j both multiples of 4) first, then the rest of the
-      stride-2 grid, then the others, in raster order within each level (ARDM's upscaling order, fixed, the same
-      for every image). For 28 x 28: 49, 147, 588 pixels.
+      stride-2 grid, then the others, in raster order within each level (a subsampled-grid order like Subscale
+      Pixel Networks' and multiscale PixelCNN's; ARDM's "upscaling" is over bit depth, not space), fixed, the same
+      for every image. For 28 x 28: 49, 147, 588 pixels.
     """
     if kind not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {kind!r}")

@@ -144,9 +144,12 @@ def gate_errors(block_model, ddpm, schedule, x0: torch.Tensor, block_rows: int, 
     .. math:: e_\text{block} = \operatorname{mean}_{p \in B_k} (\varepsilon_\theta([x_0 \text{ above}, x_t \text{ on } B_k], t, h) - \varepsilon)_p^2,
               \quad e_\text{DDPM} = \operatorname{mean}_{p \in B_k} (\varepsilon_\text{DDPM}(x_t, t) - \varepsilon)_p^2.
 
-    The block model sees the clean rows above its block (:func:`ardiff.blockwise.denoiser_input`), so it has
-    strictly more information than the DDPM about those pixels, and should do at least as well (BD3-LM, Arriola et
-    al. 2025, fine-tune from a whole-sequence model for that reason). ``block``: ``"middle"`` scores block K // 2
+    The block model sees the clean rows above its block (:func:`ardiff.blockwise.denoiser_input`) but not the noisy
+    rows below it, which the DDPM sees: neither has strictly more information about the block's pixels, except on
+    the last block (nothing below) or at large t (little signal below). The gate is a sanity check that fine-tuning
+    from the DDPM (BD3-LM, Arriola et al. 2025) kept its denoising skill where the block model's view is at least
+    as good; where the rows below carry signal (small t, blocks above the last), a ratio above 1 can be the
+    protocol's, not the model's, so read the gate's per-t table with that in mind. ``block``: ``"middle"`` scores block K // 2
     for every image (the issue's protocol; h = H is block 0); an int, that block; ``"all"``, every block of every
     image (K block-model passes per image and t), averaged per image, i.e. the mean over all pixels.
 

@@ -100,7 +100,7 @@ PROFILES = {
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                      ar_t_starts=(200, 600), ar_step_grid=(5, 10), ar_control_steps=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
-                     cats_n=100, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
+                     cats_n=64, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
                      cats_dpm_steps=(10,), cats_time_batch=8, cats_time_steps=2, cats_pcnn_time_rows=1, cats_time_repeats=5,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20),
                      bw_corner_n=50, bw_corner_max_nfe=56, bw_pilot_n=50, bw_pilot_max_nfe=8, bw_gate_n=64,
