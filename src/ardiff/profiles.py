@@ -55,8 +55,6 @@ class Profile:
     # lesson 06: autoregression vs diffusion on CIFAR-10 cats
     cats_n: int                    # samples per FID-CIFAR and spectral distance, against as many test cats
     cats_ddim_steps: tuple         # DDIM steps of cats-ddpm compared
-    cats_time_n: int               # batch of the speed row (every sampler timed on it, the slow ones included)
-    cats_naive_rows: int           # rows the naive PixelCNN sampler is timed on (its every step costs the same)
     cats_bound_n: int              # test cats of the likelihood row
     cats_bound_steps: int          # stratified KL terms of cats-ddpm's bound (T = 1000); cats-ddpm-s2 uses all 99
     cats_dpm_steps: tuple          # DPM-Solver++ steps of cats-ddpm compared
@@ -100,7 +98,7 @@ PROFILES = {
                      ar_steps=10, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                      ar_t_starts=(200, 600), ar_step_grid=(5, 10), ar_control_steps=(5, 10),
                      spec_photo_size=128, spec_images=1000, spec_traj_n=64,
-                     cats_n=64, cats_ddim_steps=(10, 20), cats_time_n=1, cats_naive_rows=2, cats_bound_n=20, cats_bound_steps=20,
+                     cats_n=64, cats_ddim_steps=(10, 20), cats_bound_n=20, cats_bound_steps=20,
                      cats_dpm_steps=(10,), cats_time_batch=8, cats_time_steps=2, cats_pcnn_time_rows=1, cats_time_repeats=5,
                      bw_n=100, bw_steps=(1, 4), bw_max_nfe=28, bw_ddpm_steps=(10, 20),
                      bw_corner_n=50, bw_corner_max_nfe=56, bw_pilot_n=50, bw_pilot_max_nfe=8, bw_gate_n=64,
@@ -115,7 +113,7 @@ PROFILES = {
                     ar_steps=20, ar_alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
                     ar_t_starts=(200, 400, 600), ar_step_grid=(5, 10, 20, 50), ar_control_steps=(5, 10),
                     spec_photo_size=256, spec_images=5000, spec_traj_n=256,
-                    cats_n=500, cats_ddim_steps=(20, 50), cats_time_n=4, cats_naive_rows=32, cats_bound_n=200, cats_bound_steps=100,
+                    cats_n=500, cats_ddim_steps=(20, 50), cats_bound_n=200, cats_bound_steps=100,
                     cats_dpm_steps=(10, 20), cats_time_batch=256, cats_time_steps=5, cats_pcnn_time_rows=4, cats_time_repeats=5,
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16, 32, 64), bw_max_nfe=128, bw_ddpm_steps=(10, 20, 50, 100),
                     bw_corner_n=200, bw_corner_max_nfe=896, bw_pilot_n=100, bw_pilot_max_nfe=64, bw_gate_n=500,
