@@ -307,3 +307,32 @@ def test_one_claim_on_two_measures_is_mixed_when_they_disagree():
         measures_verdict({"FID": "slightly better"}, "A", "B")
     with pytest.raises(ValueError, match="at least one measure"):
         measures_verdict({}, "A", "B")
+
+
+def test_practical_words_read_a_descriptive_measure_against_its_margin():
+    """Edge energy: a significant difference inside the margin is not practical; a tie is equal only by TOST; a
+    difference the per-ink measure does not share is flagged (fainter digits, not blur)."""
+    import torch
+    g = torch.Generator().manual_seed(3)
+    test, imgs = torch.randn(400, 1, 4, 4, generator=g), torch.randn(400, 1, 4, 4, generator=g)
+    base = 1 + 0.1 * torch.randn(400, generator=g)
+    ledger = Ledger(_ToyFid(test), noise=10 * torch.randn(400, 1, 4, 4, generator=g), paired=True)
+    rows = {"ref": (base, base), "weak, same per ink": (base - 0.2, base - 0.2), "weak, less ink": (base - 0.2, base),
+            "slightly stronger": (base + 0.02, base + 0.02), "noisy twin": (base + torch.randn(400, generator=g), base),
+            "close twin": (base + 0.001 * torch.randn(400, generator=g), base)}
+    for name, (sharp, per_ink) in rows.items():
+        ledger.add(name, imgs, per_image={"sharp": sharp, "edge_ink": per_ink})
+    ledger.bootstrap(draws=60)
+    words = dict(words=("stronger edges", "weaker edges"), per_unit="edge_ink",
+                 caveats=("with more ink", "with less ink: not evidence of blur"))
+    say = lambda a: ledger.practical_words(a, "ref", ledger.verdict(a, "ref", "sharp", lower_is_better=False), "sharp",
+                                           0.05, **words)
+    assert say("weak, same per ink") == "weaker edges"
+    assert say("weak, less ink") == "weaker edges, with less ink: not evidence of blur"
+    assert say("slightly stronger") == "different, but by less than the practical margin ±0.05"
+    assert say("close twin") == "no practical difference"
+    assert say("noisy twin").startswith("undecided")                      # sd of the difference ~0.05: no TOST within 0.05
+    assert ledger.practical_words("weak, less ink", "ref", "not judged: x makes no digits", "sharp", 0.05) == \
+        "not judged: x makes no digits"
+    with pytest.raises(ValueError, match="margin"):
+        ledger.practical_words("ref", "close twin", "tie", "sharp", 0.0)

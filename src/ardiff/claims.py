@@ -333,6 +333,37 @@ class Ledger:
         """Whether rows a and b are equal on ``measure`` within ±``margin``, by two one-sided tests (TOST)."""
         return self.difference(a, b, measure).equivalent(margin, alpha)
 
+    def practical_words(self, a: str, b: str, verdict: str, measure: str, margin: float,
+                        words=("higher", "lower"), per_unit: str | None = None, caveats=("", "")) -> str:
+        """A confirmed verdict on a descriptive measure (higher is neither better nor worse), read against a
+        practical margin stated before measuring.
+
+        With :math:`d = m(a) - m(b)` and ``verdict`` the confirmed 'better' | 'worse' | 'tie' for a over b with
+        higher counted as 'better' (e.g. from :meth:`confirm` with ``lower_is_better=False``):
+
+        - a tie is "no practical difference" only when TOST shows :math:`|d| <` ``margin``
+          (:meth:`Difference.equivalent`), else "undecided (neither different nor shown equal)";
+        - a significant :math:`|d| <` ``margin`` is "different, but by less than the practical margin";
+        - otherwise ``words[0]`` (a higher) or ``words[1]`` (a lower). With ``per_unit`` (a second measure, e.g. edge
+          energy per unit of ink), a difference that the per-unit measure does not show in the same direction gets
+          the matching ``caveats`` entry: "weaker edges, with less ink: not evidence of blur".
+
+        A 'not judged: ...' verdict is returned as it is.
+        """
+        if not margin > 0:
+            raise ValueError(f"margin must be > 0 (in the measure's units), got {margin}")
+        if verdict not in ("better", "worse", "tie"):
+            return verdict
+        d = self.difference(a, b, measure)
+        if verdict == "tie":
+            return "no practical difference" if d.equivalent(margin) else "undecided (neither different nor shown equal)"
+        if abs(d.value) < margin:
+            return f"different, but by less than the practical margin ±{margin:g}"
+        i = 0 if verdict == "better" else 1
+        if per_unit is None or self.verdict(a, b, per_unit, lower_is_better=False) == verdict or not caveats[i]:
+            return words[i]
+        return f"{words[i]}, {caveats[i]}"
+
     def confirm(self, claims: dict, alpha: float = 0.05, method: str = "holm", extra: dict | None = None) -> dict:
         """Verdicts for a lesson's confirmatory claims, corrected together for multiplicity.
 
