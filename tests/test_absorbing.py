@@ -151,6 +151,20 @@ def test_exact_nll_is_the_sum_of_the_d_conditionals(order):
     assert len(model.masks) == 9                                                       # D passes over the batch
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("order", ["raster", "random"])
+def test_exact_nll_in_batches_is_the_same_and_costs_d_passes_per_batch(order):
+    model, x = Toy(), pixels((5, 1, 2, 3), seed=3)
+    whole = absorbing.exact_nll(model, x, order, generator=torch.Generator().manual_seed(1), batch_size=5)
+    model.masks.clear()
+    parts = absorbing.exact_nll(model, x, order, generator=torch.Generator().manual_seed(1), batch_size=2)
+    torch.testing.assert_close(parts, whole, rtol=1e-6, atol=1e-5)         # the orders do not depend on the batching
+    assert [len(m) for m in model.masks] == [2] * 6 + [2] * 6 + [1] * 6     # D = 6 passes per batch of 2, 2, 1
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+            absorbing.exact_nll(model, x, batch_size=bad)
+
+
 def test_untrained_net_is_uniform_8_bits_per_dim():
     from ardiff.metrics import bits_per_dim
     model, x = AbsorbingNet(**TINY_NET), pixels((2, 1, 8, 8))                          # zero-initialised head

@@ -23,7 +23,7 @@ independently with probability s and weights by 1/s (linear schedule):
   ``model(model_input(x, visible))`` -> logits (B, 256, 1, H, W).
 - :func:`orders`: 'random', 'raster' or 'coarse-to-fine' permutations; :func:`reveal_mask`: the first k visible.
 - :func:`loss`, :func:`nll_bound`, :func:`bound_bits`: the bound; :func:`exact_nll`: the exact NLL in one fixed
-  order (D passes).
+  order (D passes per batch of images).
 - :func:`sample`: reveal D / steps pixels per step (parallel decoding); steps = D is exact AR sampling.
 - :class:`ToyNet`, :func:`enumerate_identity`: the identity checked exactly on an image small enough that every
   order and step can be enumerated (D <= 6).
@@ -120,9 +120,10 @@ def orders(kind: str, n: int, H: int, W: int, generator: torch.Generator | None 
     - 'random': an independent uniform permutation per image (the training distribution);
     - 'raster': row by row, left to right (the PixelCNN's order), the same for every image;
     - 'coarse-to-fine': the pixels on the stride-4 grid (i, j both multiples of 4) first, then the rest of the
-      stride-2 grid, then the others, in raster order within each level (a subsampled-grid order like Subscale
-      Pixel Networks' and multiscale PixelCNN's; ARDM's "upscaling" is over bit depth, not space), fixed, the same
-      for every image. For 28 x 28: 49, 147, 588 pixels.
+      stride-2 grid, then the others, in raster order within each level, fixed, the same for every image. For
+      28 x 28: 49, 147, 588 pixels. A subsampled-grid order in the spirit of the multiscale PixelCNN's resolution
+      doubling (Reed et al. 2017) and of Subscale Pixel Networks' stride-s slices (Menick & Kalchbrenner 2019);
+      not ARDM's "upscaling", which runs over bit depth (the most significant bits first), not over space.
     """
     if kind not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {kind!r}")
@@ -270,33 +271,48 @@ def _sigma(order, n: int, H: int, W: int, generator, device) -> torch.Tensor:
 
 @torch.no_grad()
 def exact_nll(model, x_pixels: torch.Tensor, order="raster", generator: torch.Generator | None = None,
-              progress: bool = False) -> torch.Tensor:
-    r"""The exact NLL of each image under one fixed order σ, in D network passes (each over the whole batch):
+              batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+    r"""The exact NLL of each image under one fixed order σ, in D network passes per batch of images:
 
     .. math:: -\log p_\sigma(x) = \sum_{i=1}^{D} -\log p(x_{\sigma(i)} \mid x_{\sigma(<i)}).
+
+    The images go through in batches of at most ``batch_size`` (each batch costs D passes, so the cost is
+    D · ⌈B / batch_size⌉ passes of that size); the orders are drawn once for all B images, so the result does not
+    depend on ``batch_size``.
 
     Args:
         x_pixels: (B, 1, H, W) pixels 0..255.
         order: a name of :data:`ORDERS` ('random' draws one per image with ``generator``), or permutations (D,)
             or (B, D).
+        batch_size: images per network pass, >= 1.
     Returns:
         (B,) nats per image; :func:`ardiff.metrics.bits_per_dim` gives bits/dim.
     """
     _check_pixels(x_pixels)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     B, _, H, W = x_pixels.shape
+    D = H * W
     dev = _device(model, x_pixels.device)
-    x = x_pixels.to(dev)
-    sigma = _sigma(order, B, H, W, generator, dev)           # (B, D)
-    total = torch.zeros(B, device=dev)
-    steps = range(H * W)
+    sigma = _sigma(order, B, H, W, generator, dev)           # (B, D), drawn before any batching
+    total = torch.zeros(B)
+    bar = None
     if progress:
         from tqdm.auto import tqdm
-        steps = tqdm(steps, desc="exact NLL", leave=False)
+        bar = tqdm(total=D * math.ceil(B / batch_size), desc="exact NLL", leave=False)
     with _evaluating(model):
-        for i in steps:
-            nll = _pixel_nll(_logits(model, x, reveal_mask(sigma, i, H, W)), x).flatten(1)   # (B, D)
-            total += nll.gather(1, sigma[:, i:i + 1])[:, 0]                               # the i-th conditional
-    return total.cpu()
+        for lo in range(0, B, batch_size):
+            x, s = x_pixels[lo:lo + batch_size].to(dev), sigma[lo:lo + batch_size]       # (b, 1, H, W), (b, D)
+            part = torch.zeros(len(x), device=dev)
+            for i in range(D):
+                nll = _pixel_nll(_logits(model, x, reveal_mask(s, i, H, W)), x).flatten(1)   # (b, D)
+                part += nll.gather(1, s[:, i:i + 1])[:, 0]                                   # the i-th conditional
+                if bar is not None:
+                    bar.update()
+            total[lo:lo + len(x)] = part.cpu()
+    if bar is not None:
+        bar.close()
+    return total
 
 
 @torch.no_grad()
