@@ -83,7 +83,7 @@ class Profile:
     abs_dpm_steps: tuple           # DPM-Solver++ steps of mnist-ddpm beside the curve (equal evaluations where shared)
     abs_bpd_n: int                 # test digits of the likelihood table (the bound, the PixelCNN)
     abs_draws: int                 # draws of (order, step) per digit for the bound
-    abs_exact_n: int               # test digits of the exact NLLs (784 passes per order, all orders in one batch)
+    abs_exact_n: int               # test digits of the exact NLLs (784 passes per order and batch of <= 64 digits)
     abs_identity_draws: int        # bound draws per digit on those digits (the identity on the trained network)
     abs_ddpm_n: int                # test digits of mnist-ddpm's variational bound (clipped and not)
     abs_ddpm_terms: int            # its stratified KL terms (terms + 1 passes per digit and bound)
@@ -104,7 +104,7 @@ PROFILES = {
                      bw_corner_n=50, bw_corner_max_nfe=56, bw_pilot_n=50, bw_pilot_max_nfe=8, bw_gate_n=64,
                      bw_margin=0.1, bw_tf_steps=1, bw_time_batch=8, bw_time_steps=1,
                      abs_n=100, abs_steps=(49, 16, 8), abs_order_steps=16, abs_dpm_steps=(8, 16), abs_bpd_n=100,
-                     abs_draws=4, abs_exact_n=4, abs_identity_draws=50, abs_ddpm_n=100, abs_ddpm_terms=10,
+                     abs_draws=4, abs_exact_n=2, abs_identity_draws=50, abs_ddpm_n=100, abs_ddpm_terms=10,
                      abs_time_batch=8),
     "full": Profile("full", chain_samples=20_000, signal_draws=32, explorer_size=128,
                     fid_n=1_000, fid_draws=200, compare_n=1_000, sample_steps=(10, 20, 50), dpm_steps=(5, 10, 20, 50),
@@ -118,9 +118,9 @@ PROFILES = {
                     bw_n=500, bw_steps=(1, 2, 4, 8, 16, 32, 64), bw_max_nfe=128, bw_ddpm_steps=(10, 20, 50, 100),
                     bw_corner_n=200, bw_corner_max_nfe=896, bw_pilot_n=100, bw_pilot_max_nfe=64, bw_gate_n=500,
                     bw_margin=0.1, bw_tf_steps=8, bw_time_batch=128, bw_time_steps=2,
-                    abs_n=1_000, abs_steps=(784, 392, 196, 98, 49, 28, 16, 8), abs_order_steps=98,
-                    abs_dpm_steps=(8, 16, 28, 49, 98), abs_bpd_n=10_000, abs_draws=2, abs_exact_n=100,
-                    abs_identity_draws=20, abs_ddpm_n=1_000, abs_ddpm_terms=100, abs_time_batch=64),
+                    abs_n=400, abs_steps=(784, 196, 98, 49, 28, 16, 8), abs_order_steps=98,
+                    abs_dpm_steps=(8, 16, 28, 49, 98), abs_bpd_n=10_000, abs_draws=2, abs_exact_n=32,
+                    abs_identity_draws=20, abs_ddpm_n=400, abs_ddpm_terms=50, abs_time_batch=64),
 }
 
 
