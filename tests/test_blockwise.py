@@ -373,9 +373,16 @@ def test_compounding_finds_free_blocks_that_fall_behind_and_nothing_in_a_null():
     assert r["differences"][5].value == pytest.approx(fs[5] - ff[5]) and r["draws"] == 200
     from ardiff.claims import holm
     assert holm(r["p"])[6] and not holm(r["p"])[0]
+    trend = r["trend"]                                                    # one test per height: the slope of d_k
+    assert trend.value == pytest.approx(np.polyfit(np.arange(7), r["diff"], 1)[0]) and trend.z > 3
     null = blockwise.compounding(_stripes(300, 3), forced, real, 4, blocks=[1, 3, 5], draws=200)
     assert null["blocks"] == [1, 3, 5] and not any(holm(null["p"]))      # the same distribution: no block differs
-    assert (null["sd"] > 0).all()
+    assert (null["sd"] > 0).all() and abs(null["trend"].z) < 2 and null["trend"].sd > 0
+    level = forced.clone()                                                # behind by the same amount at every block
+    level[:, :, 4:] *= 1.3
+    flat = blockwise.compounding(level, forced, real, 4, blocks=[1, 2, 3, 4, 5, 6], draws=200)
+    assert (flat["z"] > 3).all() and abs(flat["trend"].z) < 2            # behind everywhere, but no trend
+    assert blockwise.compounding(free, forced, real, 4, blocks=[3], draws=20)["trend"] is None
 
 
 def test_compounding_needs_paired_sample_sets():
@@ -437,9 +444,29 @@ def test_split_by_cost_keeps_order_and_balances_the_parts():
     parts = blockwise.split_by_cost(costs, 3)
     assert [i for p in parts for i in p] == list(range(len(costs)))       # every item once, in order
     assert [sum(costs[i] for i in p) for p in parts] == [4, 4, 4]
-    assert blockwise.split_by_cost([5, 1], 3) == [[0], [1], []]
+    assert blockwise.split_by_cost([5, 1], 3) == [[], [0], [1]]            # part 0's share lies inside item 0
     assert blockwise.split_by_cost([], 2) == [[], []]
+    assert blockwise.split_by_cost([0, 0], 2) == [[0, 1], []]
     with pytest.raises(ValueError, match="parts"):
         blockwise.split_by_cost([1], 0)
     with pytest.raises(ValueError, match="costs"):
         blockwise.split_by_cost([1, -1], 2)
+
+
+def test_split_by_cost_leaves_no_remainder_to_the_last_part():
+    """Boundaries by cumulative cost: every part within the mean plus the largest item. Closing a part before it
+    overfills (the old greedy split) left every shortfall to the last: 16 of 40 in 4 parts of mean 10 here, and
+    38 of lesson 07's 86 minutes in its grid."""
+    costs = [4] * 10
+    parts = blockwise.split_by_cost(costs, 4)
+    assert [sum(costs[i] for i in p) for p in parts] == [8, 12, 8, 12]
+    n, n_c, cap, corner = 500, 200, 128, 896                               # lesson 07's grid in its first budget
+    nfe = [blockwise.nfe(h, S) if h < 28 else S for h in (2, 4, 7, 14, 28) for S in (1, 2, 4, 8, 16, 32, 64)]
+    grid = [v * (n_c if v > cap else n) for v in nfe if v <= corner]
+    for costs, k in ((grid, 5), (grid, 6), ([9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9], 3), (list(range(20)), 4),
+                     (list(range(20))[::-1], 4)):
+        parts = blockwise.split_by_cost(costs, k)
+        assert [i for p in parts for i in p] == list(range(len(costs)))
+        assert max(sum(costs[i] for i in p) for p in parts) <= sum(costs) / k + max(costs)
+    grid_parts = [sum(grid[i] for i in p) for p in blockwise.split_by_cost(grid, 5)]
+    assert grid_parts[-1] < 0.3 * sum(grid)                               # the old split's last part: 44%

@@ -102,7 +102,7 @@ def test_block_gate_fails_a_broken_and_an_untrained_block_model(ddpm_and_test_di
     assert not bad.passed and all(r > 1.05 for r in bad.ratio) and "FAILED" in str(bad)
     # h = 7 straight from the DDPM, before fine-tuning: the clean rows above sit in the channel the DDPM reads as
     # x_t (issue 28 measured ratios 1.8 to 58 on its probe): worse than the DDPM on its block's pixels
-    untrained = block_gate(block, m.model, m.schedule, x0, 7, timesteps=(600, 900), draws=50)
+    untrained = block_gate(block, m.model, m.schedule, x0, 7, timesteps=(600, 900), block="middle", draws=50)
     assert not untrained.passed and max(untrained.ratio) > 1.2
     assert judged(lambda: "judged", untrained) == f"not judged: {untrained.name} failed"
     every = gate_errors(block, m.model, m.schedule, x0[:8], 14, timesteps=(300,), block="all")[300]
@@ -123,7 +123,7 @@ def test_block_gate_rejects_bad_timesteps_heights_and_blocks(ddpm_and_test_digit
     for h in (5, 0, 29):
         with pytest.raises(ValueError, match="block_rows must be one of"):
             gate_errors(block, m.model, m.schedule, x0, h)
-    with pytest.raises(ValueError, match="block must be 'middle', 'all' or an int in \\[0, 3\\]"):
+    with pytest.raises(ValueError, match="block must be 'last', 'middle', 'all' or an int in \\[0, 3\\]"):
         gate_errors(block, m.model, m.schedule, x0, 7, block=4)
     with pytest.raises(ValueError, match="block must be"):
         gate_errors(block, m.model, m.schedule, x0, 7, block="first")
@@ -131,3 +131,22 @@ def test_block_gate_rejects_bad_timesteps_heights_and_blocks(ddpm_and_test_digit
         gate_errors(block, m.model, m.schedule, x0[:, :, :20], 7)
     with pytest.raises(ValueError, match="margin"):
         block_gate(block, m.model, m.schedule, x0[:4], 28, timesteps=(100,), margin=0)
+
+
+def test_the_gate_scores_the_last_block_where_its_premise_holds(ddpm_and_test_digits):
+    """The block model sees at least what the DDPM sees only on the last block (nothing below it): the default."""
+    from ardiff import blockwise
+    from ardiff.gates import block_gate, gate_errors
+
+    m, x0 = ddpm_and_test_digits
+    block = blockwise.from_ddpm(m.model)
+    default, last, three = (gate_errors(block, m.model, m.schedule, x0[:4], 7, timesteps=(300,), **kw)[300]
+                            for kw in ({}, {"block": "last"}, {"block": 3}))
+    middle = gate_errors(block, m.model, m.schedule, x0[:4], 7, timesteps=(300,), block="middle")[300]
+    for e in (default, last):
+        assert np.array_equal(e[0], three[0]) and np.array_equal(e[1], three[1])
+    assert not np.array_equal(middle[1], three[1])                          # block 2, other pixels
+    g = block_gate(block, m.model, m.schedule, x0[:4], 7, timesteps=(300,), draws=10)
+    assert "the last block (clean rows above, nothing below)" in g.rule
+    assert "the middle block" in block_gate(block, m.model, m.schedule, x0[:4], 7, timesteps=(300,), block="middle",
+                                            draws=10).rule

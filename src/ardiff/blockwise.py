@@ -28,8 +28,9 @@ Issue 28's tools for a fair test:
   rows, block by block (the direct test of compounding errors);
 - :func:`passes`: the cost in full-image passes, for the U-Net used here (K·S) and for a KV-cached causal
   transformer (about S);
-- :func:`plateau_steps`: by which S a height's quality is within a stated margin of its own most-steps quality
-  (fixed-sequence non-inferiority tests); :func:`split_by_cost`: a costly grid split into parts of about equal cost.
+- :func:`plateau_steps`: from which S a height's quality is within a stated margin of its own most-steps quality, or
+  of another model's (fixed-sequence non-inferiority tests); :func:`split_by_cost`: a costly grid split into parts of
+  about equal cost, by cumulative cost.
 """
 from __future__ import annotations
 
@@ -442,6 +443,13 @@ def compounding(free: torch.Tensor, forced: torch.Tensor, real: torch.Tensor, bl
     :class:`ardiff.claims.Difference` with its two-sided p, for Holm's correction across blocks
     (:func:`ardiff.claims.holm`, or :meth:`ardiff.claims.Ledger.confirm`'s ``extra``).
 
+    Compounding is a *trend*, so the one hypothesis per height to test is the ``trend``: the least-squares slope
+    :math:`\hat\beta` of :math:`d_k` against the block index k over the listed blocks (in Fréchet distance per
+    block), with :math:`\hat\beta > 0` when the free blocks fall further behind down the image. Its spread is over
+    the same bootstrap draws: draw i resamples the same images for every block (one seed, the same set sizes), so
+    the slope of draw i's :math:`d_k` carries the blocks' correlation. A per-block test of each :math:`d_k` asks a
+    different question (is block k behind at all?) and, taken over all blocks, many of them.
+
     Args:
         free, forced: (n, 1, H, W) each, the same n; image i of both from the same noise.
         real: (m, 1, H, W) reference images, better not those whose rows teacher forcing used (it is resampled
@@ -451,11 +459,13 @@ def compounding(free: torch.Tensor, forced: torch.Tensor, real: torch.Tensor, bl
         draws: bootstrap draws (>= 2; a verdict wants :attr:`ardiff.claims.Ledger.MIN_DRAWS` = 200).
     Returns:
         a dict of ``blocks``; ``free`` and ``forced``, (K',) Fréchet distances; ``differences``, one
-        :class:`~ardiff.claims.Difference` per block; ``diff``, ``sd``, ``z``, ``p``, (K',) arrays of them; ``draws``.
+        :class:`~ardiff.claims.Difference` per block; ``diff``, ``sd``, ``z``, ``p``, (K',) arrays of them; ``trend``,
+        the slope of :math:`d_k` per block as a :class:`~ardiff.claims.Difference` (value and bootstrap sd; None with
+        one block); ``draws``.
     """
     import numpy as np
 
-    from .claims import difference
+    from .claims import Difference, difference
     from .metrics import fid as fd
     from .resampling import bootstrap_sets
 
@@ -466,15 +476,22 @@ def compounding(free: torch.Tensor, forced: torch.Tensor, real: torch.Tensor, bl
                          f"{tuple(free.shape)}, {tuple(forced.shape)}, {tuple(real.shape)}")
     blocks = _check_bootstrap(h, H // h, free.shape[-1], blocks, draws, free, forced, real)
     s, f, r = (_block_pixels(v, blocks, h) for v in (free, forced, real))   # (N, K', h·W) each
-    diffs, fs, ff = [], [], []
+    diffs, fs, ff, boots = [], [], [], []
     for j in range(len(blocks)):
         fs.append(fd(s[:, j], r[:, j]))
         ff.append(fd(f[:, j], r[:, j]))
         boot = bootstrap_sets(fd, [s[:, j], f[:, j]], r[:, j], draws, seed, paired=True)   # (draws, 2)
         diffs.append(difference(fs[-1], ff[-1], boot[:, 0], boot[:, 1]))
+        boots.append(boot[:, 0] - boot[:, 1])                         # (draws,): d_k per draw, same images per draw
+    trend = None
+    if len(blocks) > 1:                                               # the slope of d_k against k, and its draws
+        k = np.asarray(blocks, np.float64)
+        slope = np.polyfit(k, np.array([d.value for d in diffs]), 1)[0]
+        slopes = np.polyfit(k, np.stack(boots), 1)[0]                 # (K', draws) -> (draws,)
+        trend = Difference(float(slope), float(slopes.std(ddof=1)))
     return dict(blocks=blocks, free=np.array(fs), forced=np.array(ff), differences=diffs,
                 diff=np.array([d.value for d in diffs]), sd=np.array([d.sd for d in diffs]),
-                z=np.array([d.z for d in diffs]), p=np.array([d.p_value() for d in diffs]), draws=draws)
+                z=np.array([d.z for d in diffs]), p=np.array([d.p_value() for d in diffs]), trend=trend, draws=draws)
 
 
 COST_MODELS = ("unet", "kv-cache")
@@ -529,23 +546,32 @@ def passes(block_rows: int, steps_per_block: int, size: int = 28, model: str = "
 
 
 def plateau_steps(differences: dict, margin: float, alpha: float = 0.05):
-    r"""The fewest steps per block at which quality has plateaued: every S from it up is within ``margin`` of the
-    reference (the most steps measured), by a fixed-sequence of one-sided non-inferiority tests.
+    r"""The fewest steps per block from which quality is within ``margin`` of a reference, by a fixed sequence of
+    one-sided non-inferiority tests from the most steps down.
 
-    ``differences`` maps S to :math:`d_S = m(S) - m(S_\text{ref})`, a lower-is-better measure (e.g. FID) minus its
-    value at the reference :math:`S_\text{ref}` (more steps than any S given), as a :class:`ardiff.claims.Difference`
-    with its bootstrap sd. From the largest S down, test :math:`d_S + z_{1-\alpha}\,\mathrm{sd} < \delta`
+    ``differences`` maps S to :math:`d_S = m(S) - m_\text{ref}`, a lower-is-better measure (e.g. FID) minus the
+    reference's, as a :class:`ardiff.claims.Difference` with its bootstrap sd. Two uses in lesson 07:
+
+    - a **plateau**: the reference is the same height at its largest S (:math:`S_\text{ref}`, more steps than any S
+      given): from which S has quality stopped improving by more than δ?
+    - **matched quality**: the reference is another model's chosen setting (the DDPM's best): from which S does this
+      height match it within δ? The cheapest matching setting is then found without testing every S and keeping the
+      cheapest that passes (many uncorrected tests).
+
+    From the largest S down, test :math:`d_S + z_{1-\alpha}\,\mathrm{sd} < \delta`
     (:meth:`~ardiff.claims.Difference.not_worse`) and stop at the first S that fails. Testing in a fixed order and
     stopping at the first failure keeps the family-wise error at α without a correction (Maurer et al. 1995): a
-    plateau is never claimed at an S below one that failed.
+    plateau is never claimed at an S below one that failed. Several sequences (one per block height) need a
+    correction across them, e.g. Bonferroni: each at ``alpha`` = α / (number of sequences).
 
     Args:
         differences: ``{S: Difference}``, S ints >= 1; may be empty.
-        margin: δ > 0, in the measure's units, stated before measuring. alpha: the one-sided level.
+        margin: δ > 0, in the measure's units, stated before measuring (one δ for every height).
+        alpha: the one-sided level of this sequence.
     Returns:
         ``(S, passed)``: the smallest S of the unbroken run of passes from the top, or None when the largest S given
-        already fails (or none is given: then only the reference itself has the quality); and ``passed``, the S that
-        were tested and passed, in the order tested.
+        already fails (or none is given: then only the reference itself has the quality, "no plateau shown below
+        it"); and ``passed``, the S that were tested and passed, in the order tested.
     """
     from .claims import Difference
 
@@ -561,22 +587,30 @@ def plateau_steps(differences: dict, margin: float, alpha: float = 0.05):
 
 
 def split_by_cost(costs, parts: int) -> list:
-    """Split items of the given costs into ``parts`` consecutive runs of about equal total cost, e.g. a grid of
+    r"""Split items of the given costs into ``parts`` consecutive runs of about equal total cost, e.g. a grid of
     sampling settings into notebook cells that each stay under a time limit.
 
-    Greedy, in order: a run is closed before an item would take it above the mean cost per part, so every run but
-    the last costs at most the mean, or holds a single item; the last takes what is left (check its cost).
-    Returns ``parts`` lists of item indices, in order; trailing ones may be empty."""
+    The boundaries are set by cumulative cost: with :math:`C_i = \sum_{j<i} c_j` and the mean cost per part
+    :math:`\bar c = \sum_j c_j / P`, item i goes to part :math:`\min(P - 1, \lfloor (C_i + c_i/2) / \bar c \rfloor)`,
+    the part its cost's midpoint falls in. So every part costs at most :math:`\bar c + \max_j c_j` (half an item
+    can stick out at each end), however the costs are ordered, and no part is left with the remainder. (A greedy
+    split that closes a part before it would exceed :math:`\bar c` leaves every shortfall to the last part: 38 of
+    lesson 07's 86 minutes in one cell.) A part is empty when its whole share lies inside one costly item.
+
+    Args:
+        costs: numbers >= 0, one per item, in the order the items run.
+        parts: P >= 1.
+    Returns:
+        ``parts`` lists of item indices, in order; together they hold every index once.
+    """
     c = [float(v) for v in costs]
     if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
         raise ValueError(f"parts must be an int >= 1, got {parts!r}")
     if any(not v >= 0 for v in c):
         raise ValueError(f"costs must be numbers >= 0, got {costs!r}")
-    target, out, run = sum(c) / parts, [[] for _ in range(parts)], 0.0
-    j = 0
+    mean, out, before = sum(c) / parts, [[] for _ in range(parts)], 0.0
     for i, v in enumerate(c):
-        if out[j] and run + v > target and j < parts - 1:   # close this part when the item would overfill it
-            j, run = j + 1, 0.0
+        j = min(parts - 1, int((before + v / 2) // mean)) if mean > 0 else 0   # the part of the item's midpoint
         out[j].append(i)
-        run += v
+        before += v
     return out

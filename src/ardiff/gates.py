@@ -123,19 +123,21 @@ def _check_gate_args(schedule, x0, block_rows, timesteps, block):
                                                     and 0 <= t < schedule.T for t in ts):
         raise ValueError(f"timesteps must be distinct ints in [0, T-1] = [0, {schedule.T - 1}], at least one, "
                          f"got {timesteps!r}")
+    if block == "last":
+        return [K - 1]
     if block == "middle":
         return [K // 2]
     if block == "all":
         return list(range(K))
     if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < K:
-        raise ValueError(f"block must be 'middle', 'all' or an int in [0, {K - 1}] for block_rows={block_rows}, "
+        raise ValueError(f"block must be 'last', 'middle', 'all' or an int in [0, {K - 1}] for block_rows={block_rows}, "
                          f"got {block!r}")
     return [block]
 
 
 @torch.no_grad()
 def gate_errors(block_model, ddpm, schedule, x0: torch.Tensor, block_rows: int, timesteps=GATE_TIMESTEPS,
-                block="middle", seed: int = 0) -> dict:
+                block="last", seed: int = 0) -> dict:
     r"""Per-image ε-MSE of a block denoiser and of the DDPM on the same pixels of the same noisy images.
 
     For each t and test image :math:`x_0`: draw :math:`\varepsilon \sim N(0, I)` once, form
@@ -144,14 +146,20 @@ def gate_errors(block_model, ddpm, schedule, x0: torch.Tensor, block_rows: int, 
     .. math:: e_\text{block} = \operatorname{mean}_{p \in B_k} (\varepsilon_\theta([x_0 \text{ above}, x_t \text{ on } B_k], t, h) - \varepsilon)_p^2,
               \quad e_\text{DDPM} = \operatorname{mean}_{p \in B_k} (\varepsilon_\text{DDPM}(x_t, t) - \varepsilon)_p^2.
 
-    The block model sees the clean rows above its block (:func:`ardiff.blockwise.denoiser_input`) but not the noisy
-    rows below it, which the DDPM sees: neither has strictly more information about the block's pixels, except on
-    the last block (nothing below) or at large t (little signal below). The gate is a sanity check that fine-tuning
-    from the DDPM (BD3-LM, Arriola et al. 2025) kept its denoising skill where the block model's view is at least
-    as good; where the rows below carry signal (small t, blocks above the last), a ratio above 1 can be the
-    protocol's, not the model's, so read the gate's per-t table with that in mind. ``block``: ``"middle"`` scores block K // 2
-    for every image (the issue's protocol; h = H is block 0); an int, that block; ``"all"``, every block of every
-    image (K block-model passes per image and t), averaged per image, i.e. the mean over all pixels.
+    What each model sees of the image: on block k both see the same :math:`x_t`; above it the block model sees the
+    clean rows and the DDPM their noisy version; below it the DDPM sees the noisy rows and the block model zeros
+    (:func:`ardiff.blockwise.denoiser_input`). So neither has strictly more information about the block's pixels,
+    except on the **last block** (nothing below): there the block model sees everything the DDPM sees and the rows
+    above clean, and a Bayes-optimal block model is at least as good as a Bayes-optimal DDPM. That is where the gate
+    holds its premise, and the default ``block="last"`` scores there. Elsewhere (``"middle"``, an int, ``"all"``) the
+    DDPM's noisy rows below carry signal, most at small t, and a ratio above 1 can be the protocol's rather than the
+    model's: report those ratios as a description, not as a gate. The gate is a sanity check that fine-tuning from
+    the DDPM (BD3-LM, Arriola et al. 2025) kept its denoising skill. On MNIST the last block of a small h lies in
+    the blank bottom margin of most digits, where the check is weaker; show another block's ratios beside it.
+
+    ``block``: ``"last"`` scores block K - 1 of every image (h = H: block 0); ``"middle"`` block K // 2 (issue 28's
+    first protocol); an int, that block; ``"all"``, every block of every image (K block-model passes per image and
+    t), averaged per image, i.e. the mean over all pixels.
 
     Args:
         block_model: ``model(inp, t, y)`` of :mod:`ardiff.blockwise`. ddpm: ``ddpm(x_t, t)``, on the same device.
@@ -191,8 +199,9 @@ def gate_errors(block_model, ddpm, schedule, x0: torch.Tensor, block_rows: int, 
 
 
 def block_gate(block_model, ddpm, schedule, x0: torch.Tensor, block_rows: int, timesteps=GATE_TIMESTEPS,
-               block="middle", margin: float = 0.05, alpha: float = 0.05, draws: int = 200, seed: int = 0) -> BlockGate:
-    r"""The block-wise sanity gate: at every t, the block model predicts its block's noise no worse than the DDPM.
+               block="last", margin: float = 0.05, alpha: float = 0.05, draws: int = 200, seed: int = 0) -> BlockGate:
+    r"""The block-wise sanity gate: at every t, the block model predicts the noise of the last block, where it sees at
+    least what the DDPM sees (the premise: :func:`gate_errors`), no worse than the DDPM.
 
     From :func:`gate_errors` (the same test images, t and ε for both), at each t a non-inferiority test
     (:func:`no_worse`): the one-sided upper confidence bound of the mean extra error is below ``margin`` (δ) of
@@ -216,9 +225,10 @@ def block_gate(block_model, ddpm, schedule, x0: torch.Tensor, block_rows: int, t
         m = bootstrap_means(e, r, draws=draws, seed=seed)               # (draws, 2): the same images per draw
         ratio.append(float(e.mean() / r.mean()))
         sd.append(float((m[:, 0] / m[:, 1]).std(ddof=1)))
-    where = "the middle block" if block == "middle" else "every block" if block == "all" else f"block {block}"
+    where = {"last": "the last block (clean rows above, nothing below)", "middle": "the middle block",
+             "all": "every block"}.get(block, f"block {block}")
     measured = "; ".join(f"t = {t}: {q:.2f} ± {s:.2f}" for t, q, s in zip(errors, ratio, sd))
-    return BlockGate(name, f"ε-MSE on {where}'s pixels (clean rows above) at most {1 + margin:g} x the DDPM's on the "
+    return BlockGate(name, f"ε-MSE on the pixels of {where} at most {1 + margin:g} x the DDPM's on the "
                            f"same pixels, at every t (one-sided, α = {alpha:g} each; n = {len(x0)})",
                      f"ε-MSE ratio {measured}", all(g.passed for g in per_t), block_rows, tuple(errors), tuple(ratio),
                      tuple(sd), per_t)
