@@ -104,7 +104,7 @@ def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=No
     settings = {**SWEEPS.get(name, {}), **settings}
     plan = runs(name, **settings)
     path = _path(root)
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    results = _read(path)
     meta = {"name": name, "recipe_hash": base.hash, **{k: list(v) if isinstance(v, tuple) else v
                                                        for k, v in settings.items()}}
     old = results.get(f"partial:{name}", {})
@@ -118,9 +118,8 @@ def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=No
                  "untrained": heldout(base, base.build().to(dev)), "converged": _converged(base, dev), "runs": []}
     done = {r["run"] for r in entry["runs"]}
 
-    def write(complete):
-        nonlocal results
-        results = json.loads(path.read_text()) if path.is_file() else {}
+    def write(complete):                                 # re-read: another sweep may have written meanwhile
+        results = _read(path)
         results.pop(f"partial:{name}", None)
         results[name if complete else f"partial:{name}"] = {**entry, "complete": complete}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,9 +141,14 @@ def run_sweep(name: str, device=None, progress: bool = True, root=None, cache=No
         write(complete=len(entry["runs"]) == len(plan))
         if progress:
             print(f"{r.name}: " + ("diverged" if row["diverged"] else f"held-out {row['heldout']:.4f}"), flush=True)
-    if f"partial:{name}" in results:                     # every run was already scored: finish the entry
+    if f"partial:{name}" in _read(path):                 # every run was already scored: finish the entry
         write(complete=True)
     return {**entry, "complete": True}
+
+
+def _read(path) -> dict:
+    """The results in ``sweeps.json`` at ``path`` ({} when there is none yet)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _converged(r, device) -> float | None:
@@ -161,8 +165,7 @@ def load(name: str, root=None) -> dict:
     """The shipped results of the sweep of ``name``; raises if missing or made with another recipe."""
     from .zoo import recipe
 
-    path = _path(root)
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    results = _read(_path(root))
     if name not in results:
         raise ValueError(f"no shipped sweep of {name!r}; run `python -m ardiff sweep {name}`")
     if results[name]["recipe_hash"] != recipe(name).hash:
