@@ -227,7 +227,9 @@ def test_pretrained_gives_the_model_with_its_schedule_recipe_and_card():
 
 
 def test_shipped_weights_stay_small():
-    assert sum(zoo.weights_path(n).stat().st_size for n in SHIPPED) <= 80e6
+    # 90 MB, below PyPI's 100 MB per file: the four per-height block models of issue 28 (6.2 MB each) ship beside the
+    # old one-network mnist-blockwise until the rebuilt lesson 07 replaces the old one; that model then leaves
+    assert sum(zoo.weights_path(n).stat().st_size for n in SHIPPED) <= 90e6
 
 
 @pytest.mark.skipif("mnist-classifier" not in SHIPPED, reason="classifier not shipped yet")
