@@ -336,3 +336,18 @@ def test_practical_words_read_a_descriptive_measure_against_its_margin():
         "not judged: x makes no digits"
     with pytest.raises(ValueError, match="margin"):
         ledger.practical_words("ref", "close twin", "tie", "sharp", 0.0)
+
+
+def test_mean_difference_pairs_items():
+    from ardiff.claims import mean_difference
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 1.0, 400)                                   # what both models find hard, digit by digit
+    a, b = shared + 0.1 + rng.normal(0, 0.05, 400), shared + rng.normal(0, 0.05, 400)
+    d = mean_difference(a, b)
+    assert d.value == pytest.approx(0.1, abs=0.01) and d.sd == pytest.approx(0.0707 / 20, rel=0.15)
+    assert mean_difference(a).sd > 10 * d.sd                           # unpaired, the shared spread stays in
+    with pytest.raises(ValueError, match="one value per item"):
+        mean_difference(a, b[:10])
+    with pytest.raises(ValueError, match=">= 2"):
+        mean_difference([1.0])

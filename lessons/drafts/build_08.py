@@ -92,7 +92,7 @@ from IPython.display import Markdown, display
 import ardiff
 from ardiff import absorbing, ddpm, gates, zoo
 from ardiff.absorbing import ORDERS
-from ardiff.claims import Difference, Ledger, claims_table, verdict_words
+from ardiff.claims import Ledger, claims_table, mean_difference, verdict_words
 from ardiff.data import load_mnist
 from ardiff.forward import q_sample
 from ardiff.metrics import FidMnist, bits_per_dim, timer
@@ -381,10 +381,10 @@ glue("ddpm_n", len(x_dd)), glue("ddpm_terms", profile.abs_ddpm_terms), glue("ddp
 
 code("lik-table", r"""
 def stats(v):                        # mean and standard error of per-digit (or per-group) values
-    return v.mean().item(), (v.std() / math.sqrt(len(v))).item()
+    d = mean_difference(v)
+    return d.value, d.sd
 
-def paired(a, b):                    # a - b on the same digits (or groups), with its standard error
-    return Difference((a - b).mean().item(), ((a - b).std() / math.sqrt(len(a))).item())
+paired = mean_difference             # a - b on the same digits (or groups), with its standard error
 
 by_group = lambda v: torch.stack([v[i].mean() for i in groups])      # means over the DDPM's groups of digits
 label = {"raster": "raster", "coarse-to-fine": "coarse to fine", "random": "one random order per digit"}

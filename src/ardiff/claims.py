@@ -39,7 +39,7 @@ import numpy as np
 
 from .resampling import bootstrap_means, bootstrap_sets  # re-exported: lessons import them from here
 
-__all__ = ["Difference", "difference", "compare", "holm", "bootstrap_means", "bootstrap_sets", "collapse", "not_digits",
+__all__ = ["Difference", "difference", "mean_difference", "compare", "holm", "bootstrap_means", "bootstrap_sets", "collapse", "not_digits",
            "verdict_words", "measures_verdict", "Ledger", "claims_table"]
 
 
@@ -123,6 +123,25 @@ def difference(value_a: float, value_b: float, draws_a, draws_b) -> Difference:
     if not (np.isfinite(a).all() and np.isfinite(b).all() and np.isfinite([value_a, value_b]).all()):
         raise ValueError("values and draws must be finite")
     return Difference(float(value_a - value_b), float((a - b).std(ddof=1)))
+
+
+def mean_difference(a, b=None) -> Difference:
+    r"""The mean of per-item values ``a`` (minus ``b``, item by item, when given) and its standard error:
+    :math:`\bar d \pm s_d / \sqrt{n}` with :math:`d_i = a_i - b_i`, e.g. the bits/dim of two models on the same
+    digits. Pairing removes the variation the items share from the spread.
+
+    Args:
+        a, b: (n,) per-item values, n >= 2; b on the same items as a, or None.
+    """
+    x = np.asarray(a, np.float64).ravel()
+    if b is not None:
+        y = np.asarray(b, np.float64).ravel()
+        if y.shape != x.shape:
+            raise ValueError(f"a and b must hold one value per item each, got {x.shape} and {y.shape}")
+        x = x - y
+    if len(x) < 2 or not np.isfinite(x).all():
+        raise ValueError(f"a (and b) must hold >= 2 finite values, got {len(x)}")
+    return Difference(float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))))
 
 
 def compare(diff: Difference, lower_is_better: bool, k: float = 2.0) -> str:
